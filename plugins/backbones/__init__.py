@@ -1,0 +1,1 @@
+"""Built-in backbones plugins (one module per plugin)."""

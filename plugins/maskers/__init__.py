@@ -1,0 +1,1 @@
+"""Built-in maskers plugins (one module per plugin)."""

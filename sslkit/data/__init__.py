@@ -1,0 +1,1 @@
+"""Dataset adapters' shared machinery: records, splits, transforms, loaders."""

@@ -1,0 +1,1 @@
+"""Training engines: pretraining (and later fine-tuning), checkpoints, logging."""

@@ -1,0 +1,17 @@
+"""The one exception type for mistakes a user can make.
+
+Anything a user can cause (an unknown name, a bad path, a bad option value, an unreadable image)
+raises :class:`UserError`. It is a :class:`click.ClickException`, so the CLI prints its message as
+one sentence and exits with status 2, never with a traceback; library callers can catch it like
+any exception.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class UserError(click.ClickException):
+    """A mistake in the user's input, reported as one clear sentence (exit status 2)."""
+
+    exit_code = 2

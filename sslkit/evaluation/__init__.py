@@ -1,0 +1,1 @@
+"""Downstream evaluation: metrics, k-NN, fine-tuning protocols."""

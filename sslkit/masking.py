@@ -1,0 +1,222 @@
+"""The masker contract and the one mask type every masker returns.
+
+**Mask type.** A mask batch is a ``torch.bool`` tensor of shape ``(B, 1, H, W)`` at the input
+images' resolution and on their device; ``True`` marks a hidden pixel. :func:`apply_mask` hides
+those pixels; the predictor reconstructs them.
+
+**Life of a masker** (the engine calls these, in this order)::
+
+    masker.setup(context)                     # once: image size, device, planned steps, rank
+    for each batch:
+        masks = masker.propose(images, step)  # bool (B,1,H,W), built vectorised on the device
+        ... predictor forward, loss, predictor update ...
+        scalars = masker.feedback(feedback)   # detached losses/error maps; may train itself
+    masker.state_dict() / load_state_dict()   # checkpointed with the run, for exact resume
+
+A masker may own trainable modules (return them from :meth:`Masker.modules` so the engine can
+move them to the device and keep them synchronised across processes) with its own optimizer and
+schedule, and may offer images to log (:meth:`Masker.log_images`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslkit.errors import UserError
+
+
+@dataclass(frozen=True)
+class MaskerContext:
+    """What a masker learns once, before the first batch."""
+
+    image_size: tuple[int, int]
+    in_chans: int
+    device: torch.device
+    total_steps: int
+    steps_per_epoch: int
+    epochs: int
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Where training is when a mask is asked for (``step`` is global and 0-based)."""
+
+    step: int
+    epoch: int
+    total_steps: int
+    training: bool = True
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the planned steps done, in [0, 1]."""
+        return min(1.0, self.step / max(1, self.total_steps))
+
+
+@dataclass
+class MaskFeedback:
+    """What the engine tells a masker after the predictor's step (all detached)."""
+
+    images: torch.Tensor
+    """(B, C, H, W) the unmasked inputs."""
+    masks: torch.Tensor
+    """(B, 1, H, W) bool, the masks this masker proposed."""
+    reconstruction: torch.Tensor
+    """(B, C, H, W) the predictor's output, computed before its update."""
+    error_map: torch.Tensor
+    """(B, 1, H, W) squared error per pixel (mean over channels), before the update."""
+    per_sample_loss: torch.Tensor
+    """(B,) the predictor's training loss per image."""
+    step: StepInfo
+    lesions: torch.Tensor | None = None
+    """(B, 1, H, W) bool lesion masks when the data has them (analysis only, never a target)."""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Masker(Protocol):
+    """What the engine needs from a masker; :class:`MaskerBase` implements all of it."""
+
+    def setup(self, context: MaskerContext) -> None: ...
+
+    def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor: ...
+
+    def feedback(self, feedback: MaskFeedback) -> dict[str, float]: ...
+
+    def log_images(self) -> dict[str, torch.Tensor]: ...
+
+    def modules(self) -> list[nn.Module]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class MaskerBase:
+    """Defaults for the contract: a seeded device generator, no learning, nothing to log.
+
+    Subclasses implement :meth:`propose` (drawing randomness from ``self.generator`` so that
+    resumed runs reproduce the same masks) and override the rest as needed.
+    """
+
+    context: MaskerContext
+    generator: torch.Generator
+
+    def setup(self, context: MaskerContext) -> None:
+        self.context = context
+        self.generator = torch.Generator(device=context.device)
+        # Each process draws different masks; the seed keeps runs reproducible.
+        self.generator.manual_seed(int(context.seed) * 1000003 + 7919 * int(context.rank) + 17)
+
+    def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
+        raise NotImplementedError
+
+    def feedback(self, feedback: MaskFeedback) -> dict[str, float]:
+        return {}
+
+    def log_images(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def modules(self) -> list[nn.Module]:
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "generator" in state:
+            self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"])
+
+    # Helpers for subclasses -------------------------------------------------------------
+    def rand(self, *shape: int, device: torch.device | None = None) -> torch.Tensor:
+        """Uniform [0, 1) numbers from this masker's generator, on its device."""
+        return torch.rand(*shape, generator=self.generator, device=device or self.context.device)
+
+
+def apply_mask(images: torch.Tensor, masks: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """Hide masked pixels: ``images`` where ``masks`` is False, ``fill`` where it is True."""
+    return images.masked_fill(masks.expand_as(images), fill)
+
+
+def validate_masks(masks: Any, images: torch.Tensor, who: str = "masker") -> torch.Tensor:
+    """Check a masker's output is the mask type; a wrong one is a clear error, not a crash later."""
+    b, _, h, w = images.shape
+    if not isinstance(masks, torch.Tensor):
+        raise UserError(f"{who} returned {type(masks).__name__}, not a bool tensor of shape ({b}, 1, {h}, {w})")
+    if masks.dtype != torch.bool or tuple(masks.shape) != (b, 1, h, w):
+        raise UserError(
+            f"{who} returned a {masks.dtype} mask of shape {tuple(masks.shape)}; "
+            f"expected torch.bool of shape ({b}, 1, {h}, {w})"
+        )
+    if masks.device != images.device:
+        raise UserError(f"{who} returned a mask on {masks.device}, but the images are on {images.device}")
+    return masks
+
+
+def boxes_to_masks(
+    top: torch.Tensor, left: torch.Tensor, height: torch.Tensor | int, width: torch.Tensor | int, size: tuple[int, int]
+) -> torch.Tensor:
+    """Rectangles -> bool masks, vectorised.
+
+    ``top``/``left`` are integer tensors of shape (B,) or (B, K) (K boxes per image, united);
+    ``height``/``width`` broadcast against them. Returns (B, 1, H, W) bool.
+    """
+    h, w = size
+    top = top.long()
+    left = left.long()
+    if top.dim() == 1:
+        top, left = top[:, None], left[:, None]
+    height = torch.as_tensor(height, device=top.device).long()
+    width = torch.as_tensor(width, device=top.device).long()
+    rows = torch.arange(h, device=top.device)[None, None, :]  # 1,1,H
+    cols = torch.arange(w, device=top.device)[None, None, :]  # 1,1,W
+    in_rows = (rows >= top[..., None]) & (rows < (top + height)[..., None])  # B,K,H
+    in_cols = (cols >= left[..., None]) & (cols < (left + width)[..., None])  # B,K,W
+    masks = (in_rows[..., :, None] & in_cols[..., None, :]).any(dim=1)  # B,H,W
+    return masks[:, None]
+
+
+def cells_to_masks(cells: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A (B, G, G') bool grid of cells -> (B, 1, H, W) bool masks (nearest upsampling)."""
+    up = F.interpolate(cells[:, None].float(), size=size, mode="nearest")
+    return up > 0.5
+
+
+def lesion_hit_rate(masks: torch.Tensor, lesions: torch.Tensor | None) -> torch.Tensor | None:
+    """Share of images with a lesion whose mask overlaps it (None when no image has one)."""
+    if lesions is None:
+        return None
+    has_lesion = lesions.flatten(1).any(dim=1)
+    if not bool(has_lesion.any()):
+        return None
+    hits = (masks & lesions.bool()).flatten(1).any(dim=1)
+    return hits[has_lesion].float().mean()
+
+
+def parse_option_value(text: str) -> Any:
+    """``'0.25'`` -> 0.25, ``'true'`` -> True, ``'[1, 2]'`` -> [1, 2], other text stays text."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if value is None and text.strip().lower() not in ("null", "none", "~") else value
+
+
+def parse_options(pairs: tuple[str, ...] | list[str], what: str = "option") -> dict[str, Any]:
+    """``('size=0.25', 'count=2')`` -> ``{'size': 0.25, 'count': 2}``; a pair without '=' is a clear error."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{what} '{pair}' is not of the form key=value")
+        options[key.strip().replace("-", "_")] = parse_option_value(value.strip())
+    return options

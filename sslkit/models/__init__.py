@@ -1,0 +1,1 @@
+"""Encoders, decoders and the predictor (encoder + decoder) used for context prediction."""
