@@ -31,8 +31,6 @@ LAZY_COMMANDS = {
 class SslkitGroup(click.Group):
     """A click group whose built-in commands load lazily and whose plugins may add more."""
 
-    _plugin_commands_added = False
-
     def _builtin(self, name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(name)
         if target is None:
@@ -47,9 +45,7 @@ class SslkitGroup(click.Group):
         return getattr(module, attr)
 
     def _add_plugin_commands(self, ctx: click.Context) -> None:
-        if self._plugin_commands_added:
-            return
-        self._plugin_commands_added = True
+        """Let plugins add their commands (plugin loading is cached, so asking twice is cheap)."""
         from sslkit.plugins import get_plugins
 
         plugins = get_plugins(plugin_files_of(ctx))

@@ -172,7 +172,7 @@ def _fill_registries(
     registries = {attr: Registry(kind) for attr, kind in REGISTRY_HOOKS.values()}
     for hook_name, (attr, _kind) in REGISTRY_HOOKS.items():
         caller = getattr(pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order (pluggy calls them reversed)
             name = impl.plugin_name
             registry = registries[attr]
             added: list[str] = []

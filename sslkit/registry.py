@@ -115,7 +115,10 @@ class Registry(Generic[T]):
         """Build ``name`` with ``options``, rejecting option names the factory does not take."""
         entry = self.get(name)
         check_options(f"{self.kind} '{name}'", entry.factory, options)
-        return entry.factory(*args, **options)
+        try:
+            return entry.factory(*args, **options)
+        except ValueError as error:  # factories reject bad option values with ValueError
+            raise UserError(f"{self.kind} '{name}': {error}") from None
 
 
 def check_options(what: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:

@@ -1,0 +1,73 @@
+"""A generic U-Net style decoder over any encoder's feature pyramid.
+
+It only needs ``feature_channels``, so it fits every timm backbone (ResNets, EfficientNets,
+ConvNeXts, ViTs whose maps share one resolution). Each stage upsamples to the *actual* size of
+the next shallower map (so odd sizes such as 28 or 100 px work without cropping rules), concatenates
+it and fuses with two 3x3 convolutions; a last stage interpolates to the input size, because most
+backbones start at stride 2 or 4 and reconstruction is judged per pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn_relu(in_chans: int, out_chans: int) -> list[nn.Module]:
+    """conv3x3 (no bias, BN follows) - BatchNorm - ReLU."""
+    return [nn.Conv2d(in_chans, out_chans, 3, padding=1, bias=False), nn.BatchNorm2d(out_chans), nn.ReLU(inplace=True)]
+
+
+class DoubleConv(nn.Sequential):
+    """Two conv3x3-BN-ReLU layers, the U-Net building block."""
+
+    def __init__(self, in_chans: int, out_chans: int):
+        super().__init__(*conv_bn_relu(in_chans, out_chans), *conv_bn_relu(out_chans, out_chans))
+
+
+class UNetDecoder(nn.Module):
+    """Reconstructs an image at ``output_size`` from feature maps (shallow to deep).
+
+    ``decoder_channels[i]`` is the width of the stage that fuses skip ``i`` (default: the skip's
+    own channels, capped at 256 to keep wide backbones cheap); ``head_channels`` is the width of
+    the full-resolution stage. The output is linear (inputs are normalised to [-1, 1]).
+    """
+
+    def __init__(
+        self,
+        feature_channels: Sequence[int],
+        out_chans: int,
+        *,
+        decoder_channels: Sequence[int] | None = None,
+        head_channels: int = 32,
+        upsample_mode: str = "bilinear",
+    ):
+        super().__init__()
+        chans = [int(c) for c in feature_channels]
+        if decoder_channels is None:
+            decoder_channels = [min(c, 256) for c in chans[:-1]]
+        if len(decoder_channels) != len(chans) - 1:
+            raise ValueError(f"need {len(chans) - 1} decoder_channels, got {len(decoder_channels)}")
+        self.upsample_mode = upsample_mode
+        self.stages = nn.ModuleList()
+        below = chans[-1]
+        for skip, width in zip(reversed(chans[:-1]), reversed(list(decoder_channels))):
+            self.stages.append(DoubleConv(below + skip, width))
+            below = width
+        self.head = nn.Sequential(DoubleConv(below, head_channels), nn.Conv2d(head_channels, out_chans, 1))
+
+    def _resize(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        if self.upsample_mode == "nearest":
+            return F.interpolate(x, size=tuple(size), mode="nearest")
+        return F.interpolate(x, size=tuple(size), mode=self.upsample_mode, align_corners=False)
+
+    def forward(self, features: Sequence[torch.Tensor], output_size: Sequence[int]) -> torch.Tensor:
+        x = features[-1]
+        for stage, skip in zip(self.stages, reversed(features[:-1])):
+            x = stage(torch.cat([self._resize(x, skip.shape[-2:]), skip], dim=1))
+        return self.head(self._resize(x, output_size))

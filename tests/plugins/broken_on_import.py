@@ -1,0 +1,3 @@
+"""Fixture plugin: fails while being imported."""
+
+raise RuntimeError("this plugin is deliberately broken")

@@ -1,0 +1,9 @@
+"""Fixture plugin: registers masker 'twin' (so does twin_a)."""
+
+from sslkit.hookspecs import hookimpl
+from sslkit.masking import MaskerBase
+
+
+@hookimpl
+def register_maskers(register):
+    register("twin", MaskerBase, "second twin")
