@@ -8,7 +8,6 @@ are added when a command name is resolved, never at import time.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click

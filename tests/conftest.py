@@ -30,6 +30,8 @@ def _seeded_and_quiet(monkeypatch):
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    # Two threads on a busy 2-core machine make small convolutions ~100x slower; one is steady.
+    torch.set_num_threads(1)
     monkeypatch.setenv("SSLKIT_PLUGINS", "")
     yield
 

@@ -10,30 +10,49 @@ import click
 KINDS = {"maskers": "maskers", "backbones": "backbones", "datasets": "datasets"}
 
 
-def _options_text(entry) -> str:
+def _options_summary(entry) -> str:
+    """``name=default`` for each option: compact enough for a table of many entries."""
     defaults = entry.option_defaults()
-    parts = []
+    return ", ".join(f"{n}={defaults[n]!r}" if n in defaults else n for n in entry.options)
+
+
+def _options_table(entry):
+    """Every option of one entry with its help and default (shown when one entry is listed)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    defaults = entry.option_defaults()
+    table = Table(title=f"options of {escape(entry.name)}", title_justify="left")
+    table.add_column("option", style="bold")
+    table.add_column("default")
+    table.add_column("meaning")
     for name, help_text in entry.options.items():
-        default = f" (default {defaults[name]!r})" if name in defaults else ""
-        parts.append(f"{name}: {help_text}{default}")
-    return "\n".join(parts)
+        table.add_row(escape(name), escape(repr(defaults.get(name, ""))), escape(help_text))
+    return table
 
 
 @click.command("list")
 @click.argument("kind", type=click.Choice(sorted(KINDS)), metavar="{maskers|backbones|datasets}")
 @click.argument("pattern", required=False, default="*", metavar="[GLOB]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
-@click.option("--options/--no-options", "show_options", default=True, help="Show each entry's options.")
+@click.option(
+    "--options/--no-options",
+    "show_options",
+    default=None,
+    help="Explain every option (default: only when the pattern matches one entry).",
+)
 @click.pass_context
-def list_command(ctx: click.Context, kind: str, pattern: str, as_json: bool, show_options: bool) -> None:
+def list_command(ctx: click.Context, kind: str, pattern: str, as_json: bool, show_options: bool | None) -> None:
     """List registered maskers, backbones or dataset adapters, optionally filtered by a glob.
 
     \b
     Examples:
       sslkit list maskers
+      sslkit list maskers dqn          (one entry: every option explained)
       sslkit list backbones 'resnet*'
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from sslkit.cli import load_plugins_for
@@ -50,15 +69,17 @@ def list_command(ctx: click.Context, kind: str, pattern: str, as_json: bool, sho
             for e in entries
         ], indent=2, default=str))
         return
+    opt_flag = {"maskers": "--masker-opt", "backbones": "--backbone-opt"}.get(kind, "--data-opt")
     table = Table(title=f"{kind} ({len(entries)})")
-    table.add_column("name", style="bold")
-    table.add_column("description")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("description", ratio=3)
     table.add_column("plugin")
-    if show_options:
-        table.add_column("options (--masker-opt key=value)" if kind == "maskers" else "options")
+    table.add_column(f"options ({opt_flag} key=value)", ratio=2)
     for e in entries:
-        row = [e.name, e.description, e.plugin]
-        if show_options:
-            row.append(_options_text(e))
-        table.add_row(*row)
-    Console().print(table)
+        table.add_row(escape(e.name), escape(e.description), escape(e.plugin), escape(_options_summary(e)))
+    console = Console()
+    console.print(table)
+    if show_options or (show_options is None and len(entries) == 1):
+        for e in entries:
+            if e.options:
+                console.print(_options_table(e))

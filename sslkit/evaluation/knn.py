@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -141,8 +140,3 @@ def knn_on_dataset(
     return knn_evaluate(encoder, loaders[0], loaders[1], list(ds.class_names), k=k,
                         temperature=temperature, device=device)
 
-
-def majority_baseline(labels: np.ndarray, num_classes: int) -> float:
-    """Accuracy of always predicting the most frequent class (what k-NN must beat)."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
-    return float(counts.max() / max(1, counts.sum()))

@@ -32,8 +32,10 @@ class UNetDecoder(nn.Module):
     """Reconstructs an image at ``output_size`` from feature maps (shallow to deep).
 
     ``decoder_channels[i]`` is the width of the stage that fuses skip ``i`` (default: the skip's
-    own channels, capped at 256 to keep wide backbones cheap); ``head_channels`` is the width of
-    the full-resolution stage. The output is linear (inputs are normalised to [-1, 1]).
+    own channels capped at 256, halved for the shallowest skip); ``head_channels`` is the width of
+    the single conv at full resolution. The defaults keep the decoder's FLOPs about equal to a
+    ResNet-18 encoder's (at full and half resolution, width is what costs). The output is
+    linear (inputs are normalised to [-1, 1]).
     """
 
     def __init__(
@@ -42,13 +44,14 @@ class UNetDecoder(nn.Module):
         out_chans: int,
         *,
         decoder_channels: Sequence[int] | None = None,
-        head_channels: int = 32,
+        head_channels: int = 16,
         upsample_mode: str = "bilinear",
     ):
         super().__init__()
         chans = [int(c) for c in feature_channels]
         if decoder_channels is None:
-            decoder_channels = [min(c, 256) for c in chans[:-1]]
+            widths = [max(16, chans[0] // 2)] + [min(c, 256) for c in chans[1:-1]]
+            decoder_channels = widths[: len(chans) - 1]  # none when there is a single map
         if len(decoder_channels) != len(chans) - 1:
             raise ValueError(f"need {len(chans) - 1} decoder_channels, got {len(decoder_channels)}")
         self.upsample_mode = upsample_mode
@@ -57,7 +60,7 @@ class UNetDecoder(nn.Module):
         for skip, width in zip(reversed(chans[:-1]), reversed(list(decoder_channels))):
             self.stages.append(DoubleConv(below + skip, width))
             below = width
-        self.head = nn.Sequential(DoubleConv(below, head_channels), nn.Conv2d(head_channels, out_chans, 1))
+        self.head = nn.Sequential(*conv_bn_relu(below, head_channels), nn.Conv2d(head_channels, out_chans, 1))
 
     def _resize(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         if tuple(x.shape[-2:]) == tuple(size):

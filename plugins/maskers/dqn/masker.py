@@ -1,0 +1,329 @@
+"""``DQNMasker``: Intelligent Masking (Bahrami et al., MLMI 2022) through the masker contract.
+
+An agent (a Q-network, :mod:`.qnetwork`) looks at the unmasked image and predicts, for every cell
+of a G x G grid, how much reconstruction loss masking there will cause. Each image is masked with
+the k x k block(s) of cells the policy picks from those predictions (:mod:`.exploration`); after the
+predictor's step the realised loss is the reward (:mod:`.reward`) and the agent takes one Adam step
+on the squared error between its prediction for the chosen cells and that reward: one-step
+Q-learning (a contextual bandit, discount 0), with no replay buffer and no target network, as in
+the authors' code.
+
+The agent's forward pass from :meth:`propose` is kept, with its graph, until :meth:`feedback`; the
+agent's graph is separate from the predictor's, so nothing is computed twice. Everything per batch
+is tensor code on the images' device (see :mod:`.geometry`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslkit.errors import UserError
+from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, lesion_hit_rate
+from sslkit_plugins.maskers.dqn.exploration import EXPLORATIONS, Choice, Policy, make_policy
+from sslkit_plugins.maskers.dqn.geometry import (
+    block_values,
+    corners_to_masks,
+    expected_random_hit_rate,
+    location_entropy,
+)
+from sslkit_plugins.maskers.dqn.qnetwork import build_qnetwork
+from sslkit_plugins.maskers.dqn.reward import REWARDS, RewardNormalizer, compute_reward
+from sslkit_plugins.maskers.dqn.visual import normalize_per_image
+
+NETWORKS = ("light", "paper")
+WHAT = "masker 'dqn'"
+
+DESCRIPTION = (
+    "Intelligent Masking (MLMI 2022): a Q-learning agent predicts from the unmasked image the "
+    "reconstruction loss of masking each block of a grid and masks where it is highest"
+)
+
+OPTIONS = {
+    "network": "Q-network: light (small CNN on a downsampled image) or paper (the authors' 0.67 M-parameter CNN)",
+    "grid": "G, the side of the G x G grid of cells Q is predicted on (the paper: 9 at 300 px)",
+    "block": "k: each mask is a k x k block of cells, always fully inside the image (the paper: 2)",
+    "cells": "blocks per image: the top-n corners (the paper: 1)",
+    "val_block": "k in validation (the paper: 3); unset = block",
+    "exploration": "paper (uniform for the first explore_fraction, then greedy), epsilon (decaying epsilon-greedy) or softmax (sampling)",
+    "explore_fraction": "share of training spent exploring (paper: random phase; epsilon: decay span)",
+    "epsilon_start": "epsilon at the start (exploration=epsilon)",
+    "epsilon_end": "epsilon after explore_fraction of training (exploration=epsilon)",
+    "temperature": "softmax temperature over the per-image standardised block values (exploration=softmax)",
+    "reward": "image (the paper: whole-image sum of squared error) or masked (error on the masked pixels only)",
+    "normalize_reward": "standardise rewards by a running mean/std (false = the paper's raw reward)",
+    "lr": "the agent's Adam learning rate",
+    "lr_gamma": "the agent's learning-rate factor at 1/3 and 2/3 of training",
+    "downsample": "light network: the side in px the image is resized to",
+}
+
+
+def _whole(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value) or value < minimum:
+        raise UserError(f"{WHAT}: {name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: Any, low: float, high: float | None = None) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise UserError(f"{WHAT}: {name} must be a number {bounds}, got {value!r}")
+    return float(value)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise UserError(f"{WHAT}: {name} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+@dataclass
+class _Pending:
+    """What :meth:`DQNMasker.propose` leaves for :meth:`DQNMasker.feedback` (one batch)."""
+
+    q: torch.Tensor
+    """(B, 1, G, G) cell values; with the agent's graph when training."""
+    cells: torch.Tensor
+    """(B, G, G) bool, the cells the chosen blocks cover."""
+    choice: Choice
+    values: torch.Tensor
+    """(B, M * M) detached block values the policy saw."""
+    block: int
+    training: bool
+
+
+class DQNMasker(MaskerBase):
+    """The ``dqn`` masker; options are described in :data:`OPTIONS`."""
+
+    def __init__(
+        self,
+        network: str = "light",
+        grid: int = 8,
+        block: int = 2,
+        cells: int = 1,
+        val_block: int | None = None,
+        exploration: str = "paper",
+        explore_fraction: float = 0.2,
+        epsilon_start: float = 1.0,
+        epsilon_end: float = 0.05,
+        temperature: float = 1.0,
+        reward: str = "image",
+        normalize_reward: bool = True,
+        lr: float = 1e-3,
+        lr_gamma: float = 0.33,
+        downsample: int = 32,
+    ):
+        self.network = _choice("network", network, NETWORKS)
+        self.grid = _whole("grid", grid)
+        self.block = _whole("block", block)
+        self.val_block = self.block if val_block is None else _whole("val_block", val_block)
+        self.cells = _whole("cells", cells)
+        for name, k in (("block", self.block), ("val_block", self.val_block)):
+            if k > self.grid:
+                raise UserError(f"{WHAT}: {name} ({k}) must not exceed grid ({self.grid})")
+            corners = (self.grid - k + 1) ** 2
+            if self.cells > corners:
+                raise UserError(f"{WHAT}: cells ({self.cells}) exceeds the {corners} places a {k} x {k} block has on a {self.grid} x {self.grid} grid")
+        self.exploration = _choice("exploration", exploration, EXPLORATIONS)
+        self.explore_fraction = _number("explore_fraction", explore_fraction, 0.0, 1.0)
+        self.epsilon_start = _number("epsilon_start", epsilon_start, 0.0, 1.0)
+        self.epsilon_end = _number("epsilon_end", epsilon_end, 0.0, 1.0)
+        self.temperature = _number("temperature", temperature, 1e-6)
+        self.reward = _choice("reward", reward, REWARDS)
+        if not isinstance(normalize_reward, bool):
+            raise UserError(f"{WHAT}: normalize_reward must be true or false, got {normalize_reward!r}")
+        self.normalize_reward = normalize_reward
+        self.lr = _number("lr", lr, 0.0)
+        self.lr_gamma = _number("lr_gamma", lr_gamma, 0.0)
+        self.downsample = _whole("downsample", downsample, 4)
+        self.policy: Policy = make_policy(
+            self.exploration,
+            explore_fraction=self.explore_fraction,
+            epsilon_start=self.epsilon_start,
+            epsilon_end=self.epsilon_end,
+            temperature=self.temperature,
+        )
+        self.greedy = make_policy("greedy")
+        self.qnet: nn.Module | None = None
+        self.updates = 0
+        self._pending: _Pending | None = None
+        self._last_q: torch.Tensor | None = None
+        self._last_size: tuple[int, int] | None = None
+
+    # Life cycle ---------------------------------------------------------------------------
+    def setup(self, context: MaskerContext) -> None:
+        super().setup(context)
+        if self.grid > min(context.image_size):
+            raise UserError(f"{WHAT}: grid ({self.grid}) is finer than the images ({context.image_size[0]} x {context.image_size[1]} px)")
+        # The agent's initial weights come from the run seed, not from the global RNG state, so
+        # every process and every rerun starts from the same network.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(context.seed) * 7 + 1)
+            qnet = build_qnetwork(
+                self.network,
+                in_chans=context.in_chans,
+                image_size=tuple(context.image_size),
+                grid=self.grid,
+                downsample=self.downsample,
+            )
+        self.qnet = qnet.to(context.device)
+        self.optimizer = torch.optim.Adam(self.qnet.parameters(), lr=self.lr)
+        total = max(1, int(context.total_steps))
+        milestones = sorted({max(1, round(total / 3)), max(1, round(2 * total / 3))})
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=self.lr_gamma)
+        self.normalizer = RewardNormalizer() if self.normalize_reward else None
+        self.updates = 0
+        self._pending = None
+
+    def modules(self) -> list[nn.Module]:
+        return [self.qnet] if self.qnet is not None else []
+
+    def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
+        if self.qnet is None:
+            raise RuntimeError("DQNMasker.setup() must be called before propose()")
+        training = bool(step.training)
+        block = self.block if training else self.val_block
+        self.qnet.train(training)
+        # The agent runs in float32 even under the engine's autocast: its regression target (the
+        # reward) spans orders of magnitude and it has no gradient scaler of its own.
+        with torch.set_grad_enabled(training), torch.autocast(images.device.type, enabled=False):
+            q = self.qnet(images.float())
+        values = block_values(q.detach().float(), block)
+        policy = self.policy if training else self.greedy
+        choice = policy.choose(values, self.cells, step.progress, self.generator)
+        cells, masks = corners_to_masks(choice.corners, self.grid, block, tuple(images.shape[-2:]))
+        self._pending = _Pending(q, cells, choice, values, block, training)
+        self._last_q = q.detach()
+        self._last_size = tuple(images.shape[-2:])
+        return masks
+
+    def feedback(self, feedback: MaskFeedback) -> dict[str, float]:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return {}
+        reward = compute_reward(feedback, self.reward)
+        if self.normalizer is not None and pending.training:
+            self.normalizer.update(reward)
+        target = self.normalizer.normalize(reward) if self.normalizer is not None else reward
+        # Q of an action = the sum of its cells' values (overlapping blocks count each cell once).
+        predicted = (pending.q[:, 0].float() * pending.cells.float()).flatten(1).sum(dim=1)
+        loss = F.mse_loss(predicted, target)
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this update uses
+        if pending.training:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            _average_gradients(self.qnet)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.updates += 1
+        return self._scalars(pending, feedback, reward, predicted.detach(), loss.detach(), lr)
+
+    # Observability ------------------------------------------------------------------------
+    def _scalars(
+        self,
+        pending: _Pending,
+        feedback: MaskFeedback,
+        reward: torch.Tensor,
+        predicted: torch.Tensor,
+        loss: torch.Tensor,
+        lr: float,
+    ) -> dict[str, float]:
+        predicted_reward = self.normalizer.denormalize(predicted) if self.normalizer is not None else predicted
+        corners = pending.choice.corners
+        greedy = pending.values.topk(corners.shape[1], dim=1).indices
+        off_greedy = (corners.sort(dim=1).values != greedy.sort(dim=1).values).any(dim=1)
+        corner_count = pending.values.shape[1]
+        values: dict[str, torch.Tensor] = {
+            "agent_loss": loss,
+            "reward_mean": reward.mean(),
+            "q_abs_error": (predicted_reward - reward).abs().mean(),
+            "q_reward_corr": _correlation(predicted, reward),
+            "explore_rate": off_greedy.float().mean(),
+            "location_entropy": location_entropy(corners, corner_count),
+        }
+        if pending.training:
+            values["agent_lr"] = torch.tensor(lr)
+            if pending.choice.random_probability is not None:
+                values["epsilon"] = torch.tensor(pending.choice.random_probability)
+        if feedback.lesions is not None:
+            hit = lesion_hit_rate(feedback.masks, feedback.lesions)
+            if hit is not None:
+                values["lesion_hit_rate"] = hit
+                expected = expected_random_hit_rate(feedback.lesions, self.grid, pending.block, self.cells)
+                values["lesion_hit_rate_random"] = expected
+        names = list(values)
+        numbers = torch.stack([v.detach().float().reshape(()).to(reward.device) for v in values.values()]).tolist()
+        return {n: x for n, x in zip(names, numbers) if x == x}  # NaN (undefined correlation) left out
+
+    def log_images(self) -> dict[str, torch.Tensor]:
+        """The last batch's Q map, one value per cell shown as a block of pixels, [0, 1] per image."""
+        if self._last_q is None or self._last_size is None:
+            return {}
+        scaled = normalize_per_image(self._last_q.float())
+        return {"q_map": F.interpolate(scaled, size=self._last_size, mode="nearest")}
+
+    # Checkpoints --------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {"network": self.network, "grid": self.grid, "downsample": self.downsample}
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.qnet is None:
+            raise RuntimeError("DQNMasker.setup() must be called before state_dict()")
+        return {
+            "generator": self.generator.get_state(),
+            "config": self._config(),
+            "qnet": {k: v.detach().clone() for k, v in self.qnet.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "scheduler": copy.deepcopy(self.scheduler.state_dict()),
+            "normalizer": self.normalizer.state_dict() if self.normalizer is not None else None,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.qnet is None:
+            raise RuntimeError("DQNMasker.setup() must be called before load_state_dict()")
+        saved = state.get("config", {})
+        if saved and saved != self._config():
+            raise UserError(f"{WHAT}: the checkpoint's agent was built with {saved}, this run asks for {self._config()}")
+        super().load_state_dict(state)
+        self.qnet.load_state_dict(state["qnet"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.normalizer is not None and state.get("normalizer") is not None:
+            self.normalizer.load_state_dict(state["normalizer"])
+        self.updates = int(state.get("updates", 0))
+        self._pending = None
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation over the batch; NaN when either side is constant (or one image)."""
+    a = a.float() - a.float().mean()
+    b = b.float() - b.float().mean()
+    denominator = (a.pow(2).sum() * b.pow(2).sum()).sqrt()
+    return torch.where(denominator > 1e-12, (a * b).sum() / denominator.clamp(min=1e-12), torch.full_like(denominator, float("nan")))
+
+
+def _average_gradients(module: nn.Module) -> None:
+    """Average the agent's gradients over processes in distributed training (no-op otherwise)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()

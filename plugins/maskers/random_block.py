@@ -1,0 +1,57 @@
+"""Built-in masker ``random``: the classic context encoder's random blocks.
+
+``count`` rectangles per image, each of one fixed size (``size``: fraction of the side or pixels;
+or ``area``: share of the image), at uniformly random positions fully inside the image; the union
+is hidden. Vectorised: one draw of (B, count, 2) uniforms from the masker's generator gives all
+corners (first number -> top, second -> left).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sslkit.errors import UserError
+from sslkit.hookspecs import hookimpl
+from sslkit.masking import MaskerBase, StepInfo, boxes_to_masks
+from sslkit_plugins.maskers._box_size import box_pixels, check_area, check_size
+
+DEFAULT_SIZE = 0.25
+
+
+class RandomBlockMasker(MaskerBase):
+    """Random rectangles of a fixed size, fully inside the image."""
+
+    def __init__(self, size=DEFAULT_SIZE, area=None, count=1):
+        what = "masker 'random'"
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise UserError(f"{what}: count must be a whole number >= 1, got {count!r}")
+        self.what = what
+        self.area = check_area(area, what) if area is not None else None
+        self.size = check_size(size, what) if self.area is None else None  # area, when given, wins
+        self.count = count
+
+    def box_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        return box_pixels(self.size, self.area, image_size, self.what)
+
+    def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
+        b, _, height, width = images.shape
+        bh, bw = self.box_size((height, width))
+        u = self.rand(b, self.count, 2).to(images.device)
+        # floor(u * (n + 1)) is uniform over the n + 1 valid corners; the clamp guards float rounding.
+        top = (u[..., 0] * (height - bh + 1)).long().clamp_(max=height - bh)
+        left = (u[..., 1] * (width - bw + 1)).long().clamp_(max=width - bw)
+        return boxes_to_masks(top, left, bh, bw, (height, width))
+
+
+@hookimpl
+def register_maskers(register):
+    register(
+        "random",
+        RandomBlockMasker,
+        "context encoder: random rectangles of a fixed size, fully inside the image",
+        options={
+            "size": "box side: fraction of the image side (<= 1) or pixels (> 1); a pair like [0.2, 0.4] is height, width",
+            "area": "share of the image area per box, in (0, 1]; replaces size when given",
+            "count": "boxes per image (their union is hidden)",
+        },
+    )

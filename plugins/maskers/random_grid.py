@@ -1,0 +1,52 @@
+"""Built-in masker ``random-grid``: a random share of grid patches (MAE / SimMIM style).
+
+The image is cut into ``grid`` x ``grid`` cells and exactly ``round(ratio * grid**2)`` cells are
+hidden in every image: the cells whose random keys rank lowest (argsort of a (B, grid**2) draw
+from the masker's generator), so every image hides the same number of cells.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sslkit.errors import UserError
+from sslkit.hookspecs import hookimpl
+from sslkit.masking import MaskerBase, StepInfo, cells_to_masks
+
+
+class RandomGridMasker(MaskerBase):
+    """Hide a fixed number of randomly chosen grid cells per image."""
+
+    def __init__(self, grid=8, ratio=0.6):
+        what = "masker 'random-grid'"
+        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
+            raise UserError(f"{what}: grid must be a whole number >= 1, got {grid!r}")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+            raise UserError(f"{what}: ratio must be a share of the cells in (0, 1], got {ratio!r}")
+        self.what = what
+        self.grid = grid
+        self.ratio = float(ratio)
+        self.hidden_cells = max(1, round(self.ratio * grid * grid))
+
+    def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
+        b, _, height, width = images.shape
+        g = self.grid
+        if g > min(height, width):
+            raise UserError(f"{self.what}: a {g} x {g} grid needs images of at least {g} px, got {height} x {width}")
+        keys = self.rand(b, g * g).to(images.device)
+        chosen = keys.argsort(dim=1)[:, : self.hidden_cells]
+        cells = torch.zeros(b, g * g, dtype=torch.bool, device=images.device).scatter_(1, chosen, True)
+        return cells_to_masks(cells.view(b, g, g), (height, width))
+
+
+@hookimpl
+def register_maskers(register):
+    register(
+        "random-grid",
+        RandomGridMasker,
+        "MAE/SimMIM style: a random share of grid cells, the same count in every image",
+        options={
+            "grid": "cells per side",
+            "ratio": "share of the cells hidden, in (0, 1]",
+        },
+    )

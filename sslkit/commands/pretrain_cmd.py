@@ -1,0 +1,138 @@
+"""`sslkit pretrain`: parse options, merge them over a config file, hand over to the engine."""
+
+from __future__ import annotations
+
+
+import click
+
+from sslkit.engine.config import CHOICES, PretrainConfig
+
+_D = PretrainConfig()
+#: CLI parameter name -> config key, where they differ
+_RENAMES = {"masker_opt": "masker_options", "backbone_opt": "backbone_options", "data_opt": "data_options"}
+_NOT_CONFIG = ("config_file", "resume")
+
+
+def _explicit_values(ctx: click.Context) -> dict:
+    """Options the user actually typed (or set through the environment), as config keys."""
+    from click.core import ParameterSource
+
+    from sslkit.masking import parse_options
+
+    values = {}
+    for name, value in ctx.params.items():
+        if name in _NOT_CONFIG:
+            continue
+        source = ctx.get_parameter_source(name)
+        if source not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        key = _RENAMES.get(name, name)
+        if key.endswith("_options"):
+            value = parse_options(value, f"--{name.replace('_', '-')}")
+        values[key] = value
+    return values
+
+
+def _choice(key: str) -> click.Choice:
+    return click.Choice(CHOICES[key], case_sensitive=False)
+
+
+@click.command("pretrain")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE.yaml",
+              help="Read settings from a YAML file (keys = option names); options given here override it.")
+@click.option("--resume", type=click.Path(file_okay=False), metavar="RUN_DIR",
+              help="Continue a run exactly where its last checkpoint left it.")
+@click.option("--masker", default=_D.masker, show_default=True, help="Masking strategy (see 'sslkit list maskers').")
+@click.option("--masker-opt", multiple=True, metavar="KEY=VALUE", help="Masker option (repeatable), e.g. size=0.25.")
+@click.option("--backbone", default=_D.backbone, show_default=True,
+              help="Encoder backbone: any timm model with features_only, or paper-unet.")
+@click.option("--backbone-opt", multiple=True, metavar="KEY=VALUE", help="Backbone option (repeatable).")
+@click.option("--data", default=None, metavar="ADAPTER:LOCATION",
+              help="Dataset, e.g. npz:busi_64.npz or folder:images/ (default: the embedded BUSI 64 px set).")
+@click.option("--data-opt", multiple=True, metavar="KEY=VALUE", help="Dataset adapter option (repeatable).")
+@click.option("--pretrain-splits", default=_D.pretrain_splits, show_default=True, metavar="SPLITS",
+              help="Splits to pretrain on, joined by '+'; 'all' adds the test split as the paper did "
+                   "(then test images are no longer unseen in evaluation).")
+@click.option("--image-size", type=int, default=_D.image_size, show_default=True, help="Square input size in pixels.")
+@click.option("--in-chans", type=int, default=_D.in_chans, show_default=True, help="Input channels (1 grey, 3 colour).")
+@click.option("--on-bad-image", type=_choice("on_bad_image"), default=_D.on_bad_image, show_default=True,
+              help="Skip unreadable images (listed at the end) or stop at the first.")
+@click.option("--split-seed", type=int, default=_D.split_seed, show_default=True,
+              help="Seed of the train/val/test split for data without its own splits.")
+@click.option("--workers", type=int, default=_D.workers, show_default=True, help="Data-loading processes.")
+@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--lr", type=float, default=_D.lr, show_default=True, help="Peak learning rate.")
+@click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True)
+@click.option("--optimizer", type=_choice("optimizer"), default=_D.optimizer, show_default=True)
+@click.option("--schedule", type=_choice("schedule"), default=_D.schedule, show_default=True,
+              help="multistep: x gamma at the milestones (the paper); cosine: to 0; constant.")
+@click.option("--milestones", default=",".join(f"{m:.4g}" for m in _D.milestones), show_default=True,
+              metavar="F1,F2", help="MultiStep milestones as fractions of training.")
+@click.option("--gamma", type=float, default=_D.gamma, show_default=True, help="MultiStep decay factor.")
+@click.option("--warmup-epochs", type=float, default=_D.warmup_epochs, show_default=True,
+              help="Linear learning-rate warm-up (any schedule).")
+@click.option("--loss", type=_choice("loss"), default=_D.loss, show_default=True,
+              help="Squared error over the masked pixels, or over the whole image.")
+@click.option("--seed", type=int, default=_D.seed, show_default=True)
+@click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/<masker>-<timestamp>).")
+@click.option("--device", type=_choice("device"), default=_D.device, show_default=True,
+              help="auto: cuda, then mps, then cpu.")
+@click.option("--precision", type=_choice("precision"), default=_D.precision, show_default=True,
+              help="Autocast precision; fp16 uses a gradient scaler.")
+@click.option("--threads", type=int, default=_D.threads, show_default=True,
+              help="CPU threads for PyTorch (0 = one per core); try 1 on a machine busy with other work.")
+@click.option("--compile/--no-compile", default=_D.compile, show_default=True, help="torch.compile the predictor.")
+@click.option("--logdir", default=None, metavar="DIR", help="TensorBoard folder (default: RUN_DIR/tensorboard).")
+@click.option("--log-every", type=int, default=_D.log_every, show_default=True, metavar="STEPS",
+              help="Log scalars every N steps.")
+@click.option("--log-images-every", type=int, default=_D.log_images_every, show_default=True, metavar="STEPS",
+              help="Log an image grid every N steps (and at the first and last); 0 = never.")
+@click.option("--checkpoint-every", type=int, default=_D.checkpoint_every, show_default=True, metavar="EPOCHS",
+              help="Keep checkpoints/epoch_N.pt every N epochs (last.pt is written every epoch); 0 = never.")
+@click.option("--checkpoint-every-steps", type=int, default=_D.checkpoint_every_steps, show_default=True,
+              metavar="STEPS", help="Also update last.pt every N steps inside an epoch; 0 = never.")
+@click.option("--quiet", "-q", is_flag=True, default=_D.quiet, help="No progress bar or summaries.")
+@click.pass_context
+def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | None, **_: object) -> None:
+    """Pretrain an encoder by context prediction: a masker hides part of each image and a
+    predictor (encoder + decoder) learns to reconstruct it.
+
+    \b
+    Examples:
+      sslkit pretrain --masker random --epochs 1 --out runs/random
+      sslkit pretrain --masker dqn --data npz:busi_64.npz --epochs 30
+      sslkit pretrain --config examples/pretrain_config.yaml --lr 3e-4
+      sslkit pretrain --resume runs/random
+      tensorboard --logdir runs
+    """
+    from sslkit.cli import load_plugins_for
+    from sslkit.engine.config import load_config_file, merge, validate
+    from sslkit.engine.pretrain import TrainingInterrupted, resume_config, run_pretraining
+    from sslkit.errors import UserError
+
+    explicit = _explicit_values(ctx)
+    if resume is not None:
+        if config_file is not None:
+            raise UserError("--config cannot be combined with --resume (a resumed run keeps its saved configuration)")
+        config = resume_config(resume, explicit)
+    else:
+        file_values = load_config_file(config_file) if config_file else {}
+        config = validate(merge(file_values, explicit, f"config file '{config_file}'" if config_file else "options"))
+    plugins = load_plugins_for(ctx)
+    try:
+        final = run_pretraining(config, plugins, resume=resume)
+    except TrainingInterrupted as interrupted:
+        click.echo(interrupted.message, err=True)
+        ctx.exit(130)
+    if not config.quiet:
+        run_dir = final["run_dir"]
+        logdir = config.logdir or f"{run_dir}/tensorboard"
+        first, last = final.get("first_epoch_loss"), final.get("loss")
+        if first is None:
+            trend = ""
+        elif final["epochs"] > 1:
+            trend = f"loss {first:.5f} (epoch 1) -> {last:.5f} (epoch {final['epochs']}); "
+        else:
+            trend = f"loss {last:.5f}; "
+        click.echo(f"Done: {trend}encoder in {final['encoder']}; view with: tensorboard --logdir {logdir}")

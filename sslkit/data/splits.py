@@ -1,0 +1,126 @@
+"""Seeded, stratified, group-aware splitting and label subsetting.
+
+Adapters whose data has no splits of its own call :func:`split_records`: classes keep their
+proportions in every split, and all samples of one group (a patient, a volume) land in the same
+split so that no patient leaks from training into testing. :func:`stratified_subset` draws the
+few labelled samples fine-tuning uses (``--labels 100`` or ``--labels 0.1``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from sslkit.data.records import Record
+from sslkit.errors import UserError
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, value in (("validation", val_fraction), ("test", test_fraction)):
+        if not 0.0 <= float(value) < 1.0:
+            raise UserError(f"the {name} fraction must be in [0, 1), got {value}")
+    if val_fraction + test_fraction >= 1.0:
+        raise UserError(
+            f"validation + test fractions must leave data for training, got {val_fraction} + {test_fraction}"
+        )
+
+
+def _rng(seed: int, *salt: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *salt]))
+
+
+def split_records(
+    records: list[Record], *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> dict[str, list[Record]]:
+    """``{"train", "val", "test"}`` lists; a pure function of (records, fractions, seed).
+
+    Units are groups (a record without a group is its own unit). Each unit is stratified by its
+    most common label; within each stratum the units are shuffled and the first ones fill the
+    test share, the next ones the validation share (rounded per stratum, at least one unit stays
+    in training). The order of records inside each split follows the input order.
+    """
+    check_fractions(val_fraction, test_fraction)
+    units: dict[object, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        units[("g", record.group) if record.group is not None else ("i", i)].append(i)
+    strata: dict[object, list[object]] = defaultdict(list)
+    for key, members in units.items():
+        labels = [records[i].label for i in members]
+        known = [label for label in labels if label is not None]
+        majority = max(set(known), key=lambda v: (known.count(v), -v)) if known else None
+        strata[majority].append(key)
+
+    where: dict[object, str] = {}
+    for stratum_index, stratum in enumerate(sorted(strata, key=lambda s: (s is None, s if s is not None else 0))):
+        keys = strata[stratum]
+        order = _rng(seed, 7919, stratum_index).permutation(len(keys))
+        n = len(keys)
+        n_test = int(round(n * test_fraction))
+        n_val = int(round(n * val_fraction))
+        while n_test + n_val >= n and (n_test or n_val):  # keep one unit for training
+            if n_val >= n_test and n_val:
+                n_val -= 1
+            else:
+                n_test -= 1
+        for rank, position in enumerate(order):
+            where[keys[position]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+
+    out: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
+    split_of = {}
+    for key, members in units.items():
+        for i in members:
+            split_of[i] = where[key]
+    for i, record in enumerate(records):
+        out[split_of[i]].append(record)
+    return out
+
+
+def stratified_subset(records: list[Record], n_or_fraction: int | float, seed: int = 0) -> list[Record]:
+    """A seeded, class-stratified subset of ``records`` (for fine-tuning on few labels).
+
+    An ``int`` is a number of samples, a ``float`` in (0, 1] a fraction (so ``1`` means one
+    sample and ``1.0`` means all). Classes get shares proportional to their size (largest
+    remainder, and at least one sample per class when the budget allows). The subset keeps the
+    input order, and a larger budget with the same seed contains the smaller one's samples only
+    by chance, not by construction. Unlabelled records form their own stratum.
+    """
+    total = len(records)
+    if isinstance(n_or_fraction, bool) or not isinstance(n_or_fraction, (int, float, np.integer, np.floating)):
+        raise UserError(f"the number of labels must be a count or a fraction, got {n_or_fraction!r}")
+    if isinstance(n_or_fraction, (float, np.floating)):
+        if not 0.0 < float(n_or_fraction) <= 1.0:
+            raise UserError(f"a label fraction must be in (0, 1], got {n_or_fraction}")
+        wanted = max(1, int(round(float(n_or_fraction) * total)))
+    else:
+        if int(n_or_fraction) < 1:
+            raise UserError(f"the number of labels must be at least 1, got {n_or_fraction}")
+        wanted = int(n_or_fraction)
+    if wanted >= total:
+        return list(records)
+
+    by_label: dict[object, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        by_label[record.label].append(i)
+    labels = sorted(by_label, key=lambda v: (v is None, v if v is not None else 0))
+    sizes = np.array([len(by_label[v]) for v in labels], dtype=float)
+    share = sizes / sizes.sum() * wanted
+    quota = np.floor(share).astype(int)
+    # Largest remainders first; ties broken by a seeded draw so no class is always favoured.
+    tiebreak = _rng(seed, 104729).random(len(labels))
+    order = sorted(range(len(labels)), key=lambda k: (-(share[k] - quota[k]), tiebreak[k]))
+    for k in order[: wanted - int(quota.sum())]:
+        quota[k] += 1
+    if wanted >= len(labels):  # every class gets at least one, taken from the most over-served
+        for k in np.flatnonzero(quota == 0):
+            donor = max((j for j in range(len(labels)) if quota[j] > 1), key=lambda j: (quota[j] - share[j], -j))
+            quota[donor] -= 1
+            quota[k] += 1
+    quota = np.minimum(quota, sizes.astype(int))
+
+    chosen: list[int] = []
+    for k, label in enumerate(labels):
+        members = by_label[label]
+        pick = _rng(seed, 15485863, k).choice(len(members), size=int(quota[k]), replace=False)
+        chosen.extend(members[j] for j in pick)
+    return [records[i] for i in sorted(chosen)]

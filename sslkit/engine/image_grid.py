@@ -1,0 +1,64 @@
+"""The picture TensorBoard shows of a training step: one row per image, one column per panel
+(input | mask | masked input | reconstruction | filled | each of the masker's own maps).
+
+"filled" is the input with the reconstruction pasted into the hidden pixels: with the default
+masked loss the predictor is never asked to reproduce visible pixels, so the raw reconstruction
+looks poor there while the filled image shows what was actually learnt.
+
+Images arrive normalised to [-1, 1]; panels are mapped to [0, 1]. Inputs with three channels are
+shown in colour, any other channel count by their first channel. Masker maps of another size
+(e.g. a 9 x 9 grid of Q-values) are scaled up with nearest neighbours so cells stay visible.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1], clamped (reconstructions may overshoot)."""
+    return ((images.float() + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def _panel(x: torch.Tensor, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    x = x.detach().float().cpu()
+    if x.shape[-2:] != size:
+        x = F.interpolate(x, size=size, mode="nearest")
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, channels, -1, -1)
+    return x[:, :1].expand(-1, channels, -1, -1) if channels == 1 else x[:, :channels]
+
+
+def step_grid(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    masked: torch.Tensor,
+    reconstruction: torch.Tensor,
+    masker_maps: dict[str, torch.Tensor] | None = None,
+    max_rows: int = 8,
+    pad: int = 2,
+) -> tuple[torch.Tensor, list[str]]:
+    """A (3 or 1, H', W') image in [0, 1] and the column titles, left to right."""
+    n = min(max_rows, images.shape[0])
+    size = tuple(images.shape[-2:])
+    channels = 3 if images.shape[1] == 3 else 1
+    columns = {
+        "input": to_unit(images[:n]),
+        "mask": masks[:n].float(),
+        "masked": to_unit(masked[:n]),
+        "reconstruction": to_unit(reconstruction[:n]),
+        "filled": to_unit(torch.where(masks[:n].expand_as(images[:n]), reconstruction[:n].to(images.dtype), images[:n])),
+    }
+    for name, value in (masker_maps or {}).items():
+        if isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[0] >= 1:
+            columns[name] = value[:n].float().clamp(0.0, 1.0)
+    panels = [_panel(v, channels, size) for v in columns.values()]
+    rows = min(p.shape[0] for p in panels)
+    tiles = torch.stack([p[:rows] for p in panels], dim=1)  # rows, cols, C, H, W
+    tiles = F.pad(tiles, (pad, pad, pad, pad), value=1.0)
+    r, c, ch, h, w = tiles.shape
+    grid = tiles.permute(2, 0, 3, 1, 4).reshape(ch, r * h, c * w)
+    return grid, list(columns)

@@ -1,0 +1,84 @@
+"""One pretraining step: masks, reconstruction, loss, predictor update, masker feedback.
+
+Kept apart from the loop (:mod:`sslkit.engine.pretrain`) so that the loop reads as book-keeping
+and benchmarks can time exactly the step the engine runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from sslkit.engine.device import Precision
+from sslkit.engine.distributed import DistInfo, all_finite
+from sslkit.engine.loss import masked_reconstruction_loss
+from sslkit.masking import MaskFeedback, StepInfo, apply_mask, validate_masks
+
+
+class NonFiniteLoss(ArithmeticError):
+    """The loss is NaN or infinite; raised before the step is applied, so the weights are unharmed."""
+
+    def __init__(self, value: float):
+        super().__init__(f"the loss became {value}")
+        self.value = value
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    """Detached scalar (fp32)."""
+    masks: torch.Tensor
+    masked: torch.Tensor
+    reconstruction: torch.Tensor
+    """Detached, fp32, from before the update."""
+    masker_scalars: dict[str, float]
+
+
+def _to_float(value: Any) -> float | None:
+    try:
+        return float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def train_step(
+    *,
+    images: torch.Tensor,
+    lesions: torch.Tensor | None,
+    info: StepInfo,
+    masker: Any,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    precision: Precision,
+    loss_kind: str = "masked",
+    dist: DistInfo = DistInfo(),
+    who: str = "masker",
+) -> StepOutput:
+    """Run one step; raises :class:`NonFiniteLoss` (on every rank) before updating on NaN/inf."""
+    masks = validate_masks(masker.propose(images, info), images, who)
+    masked = apply_mask(images, masks)
+    with precision.autocast():
+        reconstruction = forward(masked)
+    if reconstruction.shape != images.shape:
+        raise RuntimeError(f"the predictor returned shape {tuple(reconstruction.shape)} for input {tuple(images.shape)}")
+    loss, per_image, error_map = masked_reconstruction_loss(reconstruction, images, masks, loss_kind)
+    if not all_finite(loss, dist):
+        raise NonFiniteLoss(float(loss.detach()))
+    optimizer.zero_grad(set_to_none=True)
+    precision.backward_and_step(loss, optimizer)
+    scheduler.step()
+    reconstruction = reconstruction.detach().float()
+    feedback = MaskFeedback(
+        images=images,
+        masks=masks,
+        reconstruction=reconstruction,
+        error_map=error_map.detach(),
+        per_sample_loss=per_image.detach(),
+        step=info,
+        lesions=lesions,
+    )
+    scalars = {k: f for k, v in (masker.feedback(feedback) or {}).items() if (f := _to_float(v)) is not None}
+    return StepOutput(loss.detach(), masks, masked, reconstruction, scalars)

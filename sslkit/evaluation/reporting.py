@@ -1,0 +1,243 @@
+"""Showing and writing results: rich tables, JSON/CSV, TensorBoard, mean ± std, the PNG plot.
+
+Everything the finetune / evaluate / compare commands print or write goes through here so the
+three commands agree on names, order and number formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from sslkit.evaluation.metrics import SCALAR_METRICS, Metrics
+
+METRIC_LABELS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced acc.",
+    "macro_f1": "macro F1",
+    "auroc": "AUROC",
+}
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def fmt_mean_std(mean: float, std: float, n: int, digits: int = 3) -> str:
+    """``0.712 ± 0.034`` (sample std over seeds); a single value shows no spread."""
+    if math.isnan(mean):
+        return "n/a"
+    if n < 2 or math.isnan(std):
+        return fmt(mean, digits)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+# --------------------------------------------------------------------------- one model
+
+def metrics_tables(metrics: Metrics, title: str) -> list[Any]:
+    """Rich renderables: the scalar metrics, the per-class report, the confusion matrix."""
+    from rich.table import Table
+
+    scalars = Table(title=title, show_header=True)
+    for name in SCALAR_METRICS:
+        scalars.add_column(METRIC_LABELS[name], justify="right")
+    scalars.add_column("images", justify="right")
+    scalars.add_row(*(fmt(metrics.scalars[n]) for n in SCALAR_METRICS), str(metrics.n_samples))
+
+    per_class = Table(title="per class", show_header=True)
+    per_class.add_column("class")
+    for col in ("precision", "recall", "f1", "AUROC (1-vs-rest)", "support"):
+        per_class.add_column(col, justify="right")
+    for name in metrics.class_names:
+        row = metrics.per_class[name]
+        per_class.add_row(name, fmt(row["precision"]), fmt(row["recall"]), fmt(row["f1"]),
+                          fmt(row.get("auroc")), str(int(row["support"])))
+
+    confusion = Table(title="confusion (rows: true, columns: predicted)", show_header=True)
+    confusion.add_column("")
+    for name in metrics.class_names:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(metrics.class_names, metrics.confusion):
+        confusion.add_row(name, *(str(v) for v in row))
+    return [scalars, per_class, confusion]
+
+
+def print_metrics(console, metrics: Metrics, title: str) -> None:
+    for renderable in metrics_tables(metrics, title):
+        console.print(renderable)
+    for note in metrics.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def write_metrics_files(directory: str | Path, results: Mapping[str, Metrics], *, stem: str = "metrics",
+                        extra: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+    """``{stem}.json`` (everything) and ``{stem}.csv`` (one row of scalars per split)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {**(extra or {}), "splits": {split: m.to_dict() for split, m in results.items()}}
+    json_path = directory / f"{stem}.json"
+    json_path.write_text(json.dumps(payload, indent=2, default=str))
+    csv_path = directory / f"{stem}.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", *SCALAR_METRICS, "n_samples"])
+        for split, m in results.items():
+            writer.writerow([split, *(_csv_float(m.scalars[n]) for n in SCALAR_METRICS), m.n_samples])
+    return json_path, csv_path
+
+
+def read_metrics_json(path: str | Path) -> tuple[dict[str, Metrics], dict[str, Any]]:
+    """(split -> Metrics, the rest of the JSON) from :func:`write_metrics_files` output."""
+    data = json.loads(Path(path).read_text())
+    splits = {split: Metrics.from_dict(d) for split, d in data.pop("splits", {}).items()}
+    return splits, data
+
+
+def _csv_float(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.6f}"
+
+
+def write_tensorboard_scalars(writer, prefix: str, scalars: Mapping[str, float], step: int) -> None:
+    """Scalars under ``prefix/name`` (NaN skipped: TensorBoard would draw it as a gap anyway)."""
+    for name, value in scalars.items():
+        if value is not None and not math.isnan(float(value)):
+            writer.add_scalar(f"{prefix}/{name}", float(value), step)
+
+
+# --------------------------------------------------------------------------- several runs
+
+def aggregate(rows: Iterable[Mapping[str, Any]], *, by: str = "method",
+              metrics: Sequence[str] = SCALAR_METRICS) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation (ddof 1) of each metric per ``by`` group.
+
+    Groups keep their first-seen order. NaN values (an undefined AUROC) are left out of their
+    metric's statistics; ``{metric}_n`` says how many values remained.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(row[by]), []).append(row)
+    summary = []
+    for key, members in groups.items():
+        entry: dict[str, Any] = {by: key, "n": len(members)}
+        for metric in metrics:
+            values = np.array([float(r[metric]) for r in members if r.get(metric) not in (None, "")], dtype=float)
+            values = values[~np.isnan(values)]
+            entry[f"{metric}_mean"] = float(values.mean()) if values.size else float("nan")
+            entry[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+            entry[f"{metric}_n"] = int(values.size)
+        summary.append(entry)
+    return summary
+
+
+def summary_table(summary: Sequence[Mapping[str, Any]], *, title: str, by: str = "method",
+                  metrics: Sequence[str] = SCALAR_METRICS):
+    """A rich table of mean ± std per group, the best mean per metric in bold."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(by)
+    table.add_column("runs", justify="right")
+    for metric in metrics:
+        table.add_column(METRIC_LABELS.get(metric, metric), justify="right")
+    best = _best_per_metric(summary, metrics, by)
+    for entry in summary:
+        cells = []
+        for metric in metrics:
+            text = fmt_mean_std(entry[f"{metric}_mean"], entry[f"{metric}_std"], entry[f"{metric}_n"])
+            cells.append(f"[bold]{text}[/bold]" if entry[by] in best.get(metric, ()) else text)
+        table.add_row(str(entry[by]), str(entry["n"]), *cells)
+    return table
+
+
+def _best_per_metric(summary: Sequence[Mapping[str, Any]], metrics: Sequence[str], by: str = "method") -> dict[str, set[str]]:
+    """metric -> the groups sharing the best mean (none marked when all groups tie)."""
+    best: dict[str, set[str]] = {}
+    for metric in metrics:
+        scored = {e[by]: round(e[f"{metric}_mean"], 12) for e in summary if not math.isnan(e[f"{metric}_mean"])}
+        if len(scored) > 1 and len(set(scored.values())) > 1:
+            top = max(scored.values())
+            best[metric] = {name for name, value in scored.items() if value == top}
+    return best
+
+
+def summary_markdown(summary: Sequence[Mapping[str, Any]], *, by: str = "method",
+                     metrics: Sequence[str] = SCALAR_METRICS) -> str:
+    """The mean ± std table as GitHub Markdown (best mean per metric in bold)."""
+    best = _best_per_metric(summary, metrics, by)
+    header = [by, "runs", *(METRIC_LABELS.get(m, m) for m in metrics)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for entry in summary:
+        cells = []
+        for metric in metrics:
+            text = fmt_mean_std(entry[f"{metric}_mean"], entry[f"{metric}_std"], entry[f"{metric}_n"])
+            cells.append(f"**{text}**" if entry[by] in best.get(metric, ()) else text)
+        lines.append("| " + " | ".join([str(entry[by]), str(entry["n"]), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def rows_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Plain Markdown table of ``rows`` (floats to 3 decimals)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for col in columns:
+            value = row.get(col)
+            cells.append(fmt(value) if isinstance(value, float) else "" if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_rows_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: (_csv_float(v) if isinstance(v, float) else v) for c, v in row.items()})
+    return path
+
+
+def plot_summary(path: str | Path, rows: Sequence[Mapping[str, Any]], *, by: str = "method",
+                 metrics: Sequence[str] = SCALAR_METRICS, title: str = "") -> Path:
+    """Grouped bars (mean ± std per method and metric) with each run as a dot, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    summary = aggregate(rows, by=by, metrics=metrics)
+    methods = [e[by] for e in summary]
+    x = np.arange(len(metrics))
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(metrics), 4.2), dpi=120)
+    colours = plt.get_cmap("tab10")
+    for i, entry in enumerate(summary):
+        offset = x - 0.4 + width * (i + 0.5)
+        means = [entry[f"{m}_mean"] for m in metrics]
+        stds = [0.0 if math.isnan(entry[f"{m}_std"]) else entry[f"{m}_std"] for m in metrics]
+        ax.bar(offset, np.nan_to_num(means), width, yerr=stds, capsize=3, label=entry[by],
+               color=colours(i % 10), alpha=0.8)
+        for j, metric in enumerate(metrics):
+            values = [float(r[metric]) for r in rows if str(r[by]) == entry[by] and r.get(metric) not in (None, "")]
+            ax.scatter(np.full(len(values), offset[j]), values, color="black", s=10, zorder=3)
+    ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score (bars: mean ± std; dots: seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

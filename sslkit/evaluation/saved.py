@@ -1,0 +1,112 @@
+"""Scoring what is on disk: a saved classifier on a split, or an encoder by k-NN.
+
+A classifier directory records the data settings it was trained with (data spec, split seed,
+image size, validation/test caps), so re-scoring rebuilds exactly the split the fine-tuning run
+reported on and the same forward pass gives the same figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sslkit.errors import UserError
+from sslkit.evaluation.metrics import Metrics
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SavedEvaluation:
+    metrics: Metrics
+    split: str
+    info: dict[str, Any]
+    """The classifier's classifier.json."""
+    run_dir: Path | None
+    """The fine-tuning run that holds the classifier (None for a bare classifier folder)."""
+    data: str | None
+
+
+def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, split: str = "test",
+                              device: str = "auto", workers: int = 0, plugins=None) -> SavedEvaluation:
+    """Metrics of the classifier at ``path`` on ``split`` of ``data`` (default: its own data).
+
+    ``train`` scores every labelled training image (not only the few it was trained on).
+    """
+    from sslkit.data import make_loader, open_dataset
+    from sslkit.engine.device import resolve_device
+    from sslkit.engine.finetune import PAPER_SPLIT_SIZE
+    from sslkit.evaluation.classifier import evaluate_loader, find_classifier_dir, load_classifier
+    from sslkit.evaluation.labels import select_records
+
+    if split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    classifier, info = load_classifier(path, plugins=plugins)
+    directory = find_classifier_dir(path)
+    run_dir = directory.parent if (directory.parent / "metrics.json").is_file() else None
+    spec = data if data is not None else info.get("data")
+    split_seed = int(info.get("split_seed", 0))
+    ds = open_dataset(spec, plugins=plugins, seed=split_seed)
+    if ds.class_names and list(ds.class_names) != list(info["class_names"]):
+        raise UserError(
+            f"the classifier knows classes {info['class_names']} but the data has {ds.class_names}; "
+            "evaluate it on data with the same classes"
+        )
+    cap = PAPER_SPLIT_SIZE if info.get("paper_split_sizes") else None
+    records = select_records(ds, None, seed=0, split_seed=split_seed, cap_val=cap, cap_test=cap)
+    chosen = {"train": records.labelled, "val": records.val, "test": records.test}[split]
+    if not chosen:
+        raise UserError(f"the '{split}' split of '{ds.name}' has no labelled images")
+    device_ = resolve_device(device)
+    loader = make_loader(ds, records=chosen, purpose="eval", image_size=int(info.get("image_size", 64)),
+                         in_chans=int(info.get("in_chans", 1)), batch_size=int(info.get("eval_batch_size", 64)),
+                         workers=workers, shuffle=False)
+    metrics = evaluate_loader(classifier.to(device_), loader, device_, list(info["class_names"]))
+    return SavedEvaluation(metrics, split, info, run_dir, spec)
+
+
+def compare_with_run(evaluation: SavedEvaluation) -> tuple[bool, dict[str, tuple[float, float]]] | None:
+    """(identical?, {metric: (reported, now)}) against the fine-tuning run's own figures, or None
+    when there is nothing to compare (no run dir, another split or other data)."""
+    import math
+
+    from sslkit.evaluation.reporting import read_metrics_json
+
+    if evaluation.run_dir is None or evaluation.data != evaluation.info.get("data"):
+        return None
+    reported, _ = read_metrics_json(evaluation.run_dir / "metrics.json")
+    if evaluation.split not in reported:
+        return None
+    pairs = {k: (reported[evaluation.split].scalars[k], v) for k, v in evaluation.metrics.scalars.items()}
+    same = all((math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9 for a, b in pairs.values())
+    return same, pairs
+
+
+def knn_for_encoder(path: str | Path, *, data: str | None = None, split: str = "test", k: int = 20,
+                    temperature: float = 0.07, image_size: int | None = None, split_seed: int | None = None,
+                    batch_size: int = 64, device: str = "auto", workers: int = 0, plugins=None):
+    """k-NN health check of the encoder at ``path`` (bank: the train split; queries: ``split``).
+
+    Data, image size and split seed default to the pretraining run's, so the queries are the
+    images pretraining held out.
+    """
+    from sslkit.data import open_dataset
+    from sslkit.engine.device import resolve_device
+    from sslkit.engine.finetune import locate_encoder
+    from sslkit.evaluation.knn import knn_on_dataset
+    from sslkit.models import load_encoder
+
+    if split not in ("val", "test"):
+        raise UserError(f"k-NN queries come from 'val' or 'test', got '{split}'")
+    where, run_config = locate_encoder(path)
+    encoder = load_encoder(where, plugins=plugins)
+    spec = data if data is not None else run_config.get("data")
+    seed = split_seed if split_seed is not None else int(run_config.get("split_seed", 0))
+    size = image_size if image_size is not None else int(run_config.get("image_size", 64))
+    ds = open_dataset(spec, plugins=plugins, seed=seed)
+    device_ = resolve_device(device)
+    result = knn_on_dataset(encoder.to(device_), ds, bank_split="train", query_split=split, k=k,
+                            temperature=temperature, image_size=size, batch_size=batch_size,
+                            workers=workers, device=device_)
+    return result, ds

@@ -1,0 +1,101 @@
+"""Encoder + decoder = the predictor that reconstructs masked images, and the builders.
+
+``build_encoder`` asks the backbones registry (so unknown names get a "did you mean" error and
+third-party backbones work the same way as built-ins); ``build_predictor`` adds the backbone's
+own decoder when it has one (``make_decoder``) and the generic U-Net decoder otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from sslkit.errors import UserError
+from sslkit.models.decoder import UNetDecoder
+from sslkit.models.encoder import Encoder
+
+#: options that only say where initial weights came from; the exported weights supersede them.
+_NOT_REBUILT = ("weights",)
+
+
+class Predictor(nn.Module):
+    """``forward(x)`` -> reconstruction of ``x``'s shape (any input size).
+
+    The decoder is called as ``decoder(features, output_size)`` with ``output_size = x.shape[-2:]``.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x), tuple(x.shape[-2:]))
+
+
+def _check_encoder(name: str, encoder: Any) -> None:
+    if not isinstance(encoder, nn.Module) or not hasattr(encoder, "feature_channels") or not hasattr(encoder, "reductions"):
+        raise UserError(
+            f"backbone '{name}' did not build an encoder (a module with feature_channels and reductions); "
+            f"its factory returned {type(encoder).__name__}"
+        )
+
+
+def build_encoder(name: str, *, in_chans: int, plugins: Any = None, **options: Any) -> Encoder:
+    """The encoder registered as backbone ``name``, with ``spec`` set so it can be rebuilt."""
+    if plugins is None:
+        from sslkit.plugins import get_plugins
+
+        plugins = get_plugins()
+    if int(in_chans) < 1:
+        raise UserError(f"in_chans must be at least 1, got {in_chans}")
+    encoder = plugins.backbones.create(name, in_chans=int(in_chans), **options)
+    _check_encoder(name, encoder)
+    spec = dict(getattr(encoder, "spec", None) or {})
+    spec.update(
+        backbone=name,
+        in_chans=int(in_chans),
+        options={k: v for k, v in options.items() if k not in _NOT_REBUILT},
+    )
+    encoder.spec = spec
+    return encoder
+
+
+def build_decoder(encoder: Encoder, out_chans: int) -> nn.Module:
+    """The backbone's own decoder if it offers one, else :class:`UNetDecoder`."""
+    make = getattr(encoder, "make_decoder", None)
+    if callable(make):
+        return make(out_chans)
+    return UNetDecoder(encoder.feature_channels, out_chans)
+
+
+def check_input_size(encoder: nn.Module, image_size: int | tuple[int, int], in_chans: int | None = None) -> None:
+    """Run one tiny forward pass so a backbone that cannot take this input size fails now, with
+    one sentence, instead of deep inside the training loop (ViT-style timm models are built for
+    a fixed ``img_size`` unless ``dynamic_img_size=true``)."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    chans = int(in_chans if in_chans is not None else getattr(encoder, "spec", {}).get("in_chans", 3))
+    param = next(encoder.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    name = getattr(encoder, "spec", {}).get("backbone", type(encoder).__name__)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            encoder(torch.zeros(1, chans, *size, device=device))
+    except Exception as error:  # the model's own assertion says why
+        text = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise UserError(
+            f"backbone '{name}' cannot take {size[0]}x{size[1]} inputs ({text}); "
+            f"ViT-style models need the option img_size={size[0]} (or dynamic_img_size=true)"
+        ) from None
+    finally:
+        encoder.train(was_training)
+
+
+def build_predictor(backbone: str, *, in_chans: int, plugins: Any = None, **backbone_options: Any) -> Predictor:
+    """Encoder ``backbone`` plus a decoder reconstructing ``in_chans`` channels."""
+    encoder = build_encoder(backbone, in_chans=in_chans, plugins=plugins, **backbone_options)
+    return Predictor(encoder, build_decoder(encoder, int(in_chans)))

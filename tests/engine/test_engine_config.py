@@ -1,0 +1,126 @@
+"""PretrainConfig: precedence (defaults < YAML < command line), key checks, coercion, validation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sslkit.engine.config import (
+    PretrainConfig,
+    load_config_file,
+    load_run_config,
+    merge,
+    parse_splits,
+    save_config,
+    validate,
+)
+from sslkit.errors import UserError
+
+
+def test_precedence_defaults_file_cli(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 7\nbatch-size: 8\nlr: 1e-3\nmasker_options: {size: 0.3, count: 2}\n")
+    config = merge(load_config_file(path), {"epochs": 2, "masker_options": {"count": 3}})
+    assert config.epochs == 2  # command line beats the file
+    assert config.batch_size == 8  # file beats the default
+    assert config.lr == pytest.approx(1e-3)  # YAML reads 1e-3 as text; coerced
+    assert config.image_size == PretrainConfig().image_size  # default
+    assert config.masker_options == {"size": 0.3, "count": 3}  # merged key by key
+
+
+def test_new_masker_on_command_line_drops_file_options(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("masker: random\nmasker_options: {size: 0.3}\n")
+    config = merge(load_config_file(path), {"masker": "center"})
+    assert config.masker == "center" and config.masker_options == {}
+
+
+def test_unknown_yaml_key_suggests(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epoch: 3\n")
+    with pytest.raises(UserError, match="unknown key 'epoch'; did you mean 'epochs'"):
+        load_config_file(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("epochs: three\n", "key 'epochs' must be a number"),
+        ("epochs: 2.5\n", "must be a whole number"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("epochs: [\n", "not valid YAML"),
+        ("compile: maybe\n", "must be true or false"),
+    ],
+)
+def test_bad_yaml_values(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        PretrainConfig.from_mapping(load_config_file(path), "config")
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_config_file(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 0}, "epochs must be at least 1, got 0"),
+        ({"image_size": 7}, "image-size must be at least 16 pixels, got 7"),
+        ({"batch_size": 0}, "batch-size must be at least 1"),
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"lr": float("nan")}, "lr must be a positive number"),
+        ({"optimizer": "adan"}, "optimizer 'adan' is not one of adam, adamw; did you mean 'adam'"),
+        ({"precision": "fp8"}, "precision 'fp8' is not one of"),
+        ({"warmup_epochs": 3.0, "epochs": 3}, "warmup-epochs must be at least 0 and less than epochs"),
+        ({"milestones": [0.7, 0.3]}, "milestones must be increasing"),
+        ({"gamma": 0.0}, "gamma must be in"),
+        ({"workers": -1}, "workers must be zero or positive"),
+        ({"pretrain_splits": "train+tset"}, "unknown split 'tset' (did you mean 'test'?)"),
+    ],
+)
+def test_validation_errors(changes, message):
+    config = PretrainConfig()
+    for key, value in changes.items():
+        setattr(config, key, value)
+    with pytest.raises(UserError, match=re.escape(message)):
+        validate(config)
+
+
+def test_every_error_is_one_sentence():
+    config = PretrainConfig(epochs=0)
+    with pytest.raises(UserError) as info:
+        validate(config)
+    assert "\n" not in info.value.message
+
+
+def test_parse_splits():
+    assert parse_splits("train+val") == ("train", "val")
+    assert parse_splits("train, test") == ("train", "test")
+    assert parse_splits("all") is None
+
+
+def test_saved_config_round_trips(tmp_path):
+    config = PretrainConfig(epochs=4, lr=3e-4, masker_options={"size": 0.5}, data="npz:x.npz", out=str(tmp_path))
+    save_config(config, tmp_path / "config.yaml")
+    assert load_run_config(tmp_path) == config
+    # ...and --config accepts the saved file
+    assert merge(load_config_file(tmp_path / "config.yaml"), {}) == config
+
+
+def test_default_run_never_pretrains_on_test():
+    assert "test" not in parse_splits(PretrainConfig().pretrain_splits)
+
+
+def test_example_config_is_valid_and_complete():
+    from pathlib import Path
+
+    import dataclasses
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "pretrain_config.yaml"
+    values = load_config_file(path)
+    assert set(values) == {f.name for f in dataclasses.fields(PretrainConfig)}  # documents every key
+    validate(merge(values, {}))

@@ -1,0 +1,73 @@
+"""The paper's U-Net: its size, its shape rules and its own decoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sslkit.errors import UserError
+from sslkit.models import build_encoder, build_predictor, count_parameters, save_encoder
+from sslkit.models.paper_unet import PAPER_CHANNELS, PaperUNetEncoder, PaperUNetFeatures
+
+
+def test_parameter_count_matches_the_paper():
+    model = build_predictor("paper-unet", in_chans=1)
+    total, encoder = count_parameters(model), count_parameters(model.encoder)
+    assert 1.4e6 < total < 1.6e6  # "about 1.5 M parameters"
+    assert 0.6e6 < encoder < 0.7e6  # the six blocks (the Q-network's ~0.67 M minus its 1x1 head)
+
+
+def test_encoder_layout():
+    encoder = build_encoder("paper-unet", in_chans=1)
+    assert isinstance(encoder, PaperUNetEncoder)
+    assert encoder.feature_channels == list(PAPER_CHANNELS)
+    assert encoder.reductions == [1, 2, 4, 8, 16, 32]
+    convs = [m for m in encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 12 and all(c.kernel_size == (3, 3) for c in convs)
+    assert convs[0].in_channels == 1
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in encoder.modules())
+
+
+def test_decoder_uses_transposed_convolutions():
+    model = build_predictor("paper-unet", in_chans=3)
+    ups = [m for m in model.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(ups) == 5 and all(u.stride == (2, 2) for u in ups)
+    assert model.decoder.out.out_channels == 3
+
+
+def test_ceil_pooling_equals_floor_pooling_when_divisible():
+    torch.manual_seed(0)
+    ceil_body = PaperUNetFeatures(1).eval()
+    floor_body = PaperUNetFeatures(1, ceil_mode=False).eval()
+    floor_body.load_state_dict(ceil_body.state_dict())
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(ceil_body(x), floor_body(x)):
+            assert torch.equal(a, b)
+        # the authors' 300 px images give the 9 x 9 grid their Q-network uses with floor pooling
+        assert floor_body(torch.zeros(1, 1, 300, 300))[-1].shape[-1] == 9
+
+
+def test_tiny_inputs_work():
+    model = build_predictor("paper-unet", in_chans=1).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 7, 11)).shape == (2, 1, 7, 11)
+
+
+def test_weights_from_an_export_or_a_bare_state_dict(tmp_path):
+    torch.manual_seed(1)
+    source = build_encoder("paper-unet", in_chans=1)
+    save_encoder(source, tmp_path / "export")
+    loaded = build_encoder("paper-unet", in_chans=1, weights=str(tmp_path / "export" / "encoder.safetensors"))
+    torch.save(source.body.state_dict(), tmp_path / "bare.pt")
+    bare = build_encoder("paper-unet", in_chans=1, weights=str(tmp_path / "bare.pt"))
+    for other in (loaded, bare):
+        for (k, a), b in zip(source.state_dict().items(), other.state_dict().values()):
+            assert torch.equal(a, b), k
+    assert "weights" not in loaded.spec["options"]
+
+
+def test_weights_for_other_in_chans_is_a_user_error(tmp_path):
+    save_encoder(build_encoder("paper-unet", in_chans=3), tmp_path)
+    with pytest.raises(UserError, match="encoder.safetensors.*does not fit"):
+        build_encoder("paper-unet", in_chans=1, weights=str(tmp_path / "encoder.safetensors"))
