@@ -13,9 +13,11 @@ those pixels; the predictor reconstructs them.
         scalars = masker.feedback(feedback)   # detached losses/error maps; may train itself
     masker.state_dict() / load_state_dict()   # checkpointed with the run, for exact resume
 
-A masker may own trainable modules (return them from :meth:`Masker.modules` so the engine can
-move them to the device and keep them synchronised across processes) with its own optimizer and
-schedule, and may offer images to log (:meth:`Masker.log_images`).
+A masker may own trainable modules with its own optimizer and schedule; it returns them from
+:meth:`Masker.modules` so the engine can start every process from rank 0's copy and check they
+stay identical. A masker that trains them averages their gradients over processes
+(``torch.distributed.all_reduce`` when ``context.world_size > 1``) before its optimizer step, as
+``dqn`` does. It may offer images to log (:meth:`Masker.log_images`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
@@ -183,10 +184,19 @@ def boxes_to_masks(
     return masks[:, None]
 
 
+def cell_index(cells: int, pixels: int, device: torch.device | None = None) -> torch.Tensor:
+    """For each of ``pixels`` positions, the cell (of ``cells``) it falls in: exact integer split."""
+    return torch.div(torch.arange(pixels, device=device) * cells, pixels, rounding_mode="floor")
+
+
 def cells_to_masks(cells: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A (B, G, G') bool grid of cells -> (B, 1, H, W) bool masks (nearest upsampling)."""
-    up = F.interpolate(cells[:, None].float(), size=size, mode="nearest")
-    return up > 0.5
+    """A (B, G, G') bool grid of cells -> (B, 1, H, W) bool masks.
+
+    Pixel row ``r`` belongs to cell ``r * G // H`` (an exact integer split; float nearest
+    upsampling would shift some cell edges by a pixel when G does not divide H)."""
+    rows = cell_index(cells.shape[1], size[0], cells.device)
+    cols = cell_index(cells.shape[2], size[1], cells.device)
+    return cells[:, rows][:, :, cols][:, None]
 
 
 def lesion_hit_rate(masks: torch.Tensor, lesions: torch.Tensor | None) -> torch.Tensor | None:

@@ -25,7 +25,8 @@ def finetune_options(function):
         click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate of the head."),
         click.option("--weight-decay", type=float, default=0.0, show_default=True),
         click.option("--encoder-lr-scale", type=float, default=0.1, show_default=True,
-                     help="full protocol: encoder learning rate = lr x this (0 freezes its weights)."),
+                     help="full protocol: encoder learning rate = lr x this "
+                          "(0 keeps its weights; BatchNorm statistics still adapt)."),
         click.option("--select", type=click.Choice(["last", "best-val"]), default="last", show_default=True,
                      help="Report the last epoch (the paper's) or the epoch with the best validation macro F1."),
         click.option("--image-size", type=int, default=None, help="Default: the pretraining run's, else 64."),

@@ -1,4 +1,9 @@
-"""`sslkit pretrain`: parse options, merge them over a config file, hand over to the engine."""
+"""`sslkit pretrain`: parse options, merge them over a config file, hand over to the engine.
+
+Several processes: under ``torchrun`` every process runs this command (only rank 0 prints);
+``--nproc N`` is the shortcut that starts N local processes through PyTorch's own launcher, with
+the same options, as ``torchrun --standalone --nproc-per-node N -m sslkit pretrain ...`` would.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from sslkit.engine.config import CHOICES, PretrainConfig
 _D = PretrainConfig()
 #: CLI parameter name -> config key, where they differ
 _RENAMES = {"masker_opt": "masker_options", "backbone_opt": "backbone_options", "data_opt": "data_options"}
-_NOT_CONFIG = ("config_file", "resume")
+_NOT_CONFIG = ("config_file", "resume", "nproc")
 
 
 def _explicit_values(ctx: click.Context) -> dict:
@@ -93,8 +98,12 @@ def _choice(key: str) -> click.Choice:
 @click.option("--checkpoint-every-steps", type=int, default=_D.checkpoint_every_steps, show_default=True,
               metavar="STEPS", help="Also update last.pt every N steps inside an epoch; 0 = never.")
 @click.option("--quiet", "-q", is_flag=True, default=_D.quiet, help="No progress bar or summaries.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Train in N processes on this machine (DistributedDataParallel via torchrun: one per GPU, or "
+                   "gloo on the CPU); --batch-size stays the global batch. Same as "
+                   "'torchrun --nproc-per-node N -m sslkit pretrain ...'.")
 @click.pass_context
-def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | None, **_: object) -> None:
+def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | None, nproc: int, **_: object) -> None:
     """Pretrain an encoder by context prediction: a masker hides part of each image and a
     predictor (encoder + decoder) learns to reconstruct it.
 
@@ -104,11 +113,71 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
       sslkit pretrain --masker dqn --data npz:busi_64.npz --epochs 30
       sslkit pretrain --config examples/pretrain_config.yaml --lr 3e-4
       sslkit pretrain --resume runs/random
+      sslkit pretrain --masker dqn --nproc 2 --batch-size 64
+      torchrun --nproc-per-node 4 -m sslkit pretrain --masker dqn --device cuda
       tensorboard --logdir runs
     """
-    from sslkit.cli import load_plugins_for
+    from sslkit.engine.distributed import DistInfo
+
+    if nproc > 1:
+        from sslkit.engine.distributed import launch_local
+        from sslkit.engine.pretrain import local_batch_size
+
+        config = _resolve_config(ctx, config_file, resume)  # bad options fail once, here
+        local_batch_size(config.batch_size, DistInfo(world_size=nproc))
+        ctx.exit(launch_local(nproc, _child_args(ctx)))
+    dist = DistInfo.from_env()
+    if dist.is_main:
+        _pretrain(ctx, config_file, resume, dist)
+        return
+    from sslkit.engine.pretrain import TrainingDiverged, TrainingInterrupted
+    from sslkit.errors import UserError
+
+    try:
+        _pretrain(ctx, config_file, resume, dist)
+    except (TrainingDiverged, TrainingInterrupted) as stopped:  # agreed by all; rank 0 says why
+        ctx.exit(getattr(stopped, "exit_code", 130))
+    except UserError as error:  # may be this process's own (a node without the data): say who
+        error.message = f"rank {dist.rank}: {error.message}"
+        raise
+
+
+def _child_args(ctx: click.Context) -> list[str]:
+    """``sslkit [--plugin F] pretrain <the options given here, minus --nproc>`` for the child processes."""
+    import os
+
+    from click.core import ParameterSource
+
+    from sslkit.cli import plugin_files_of
+
+    root: list[str] = ["sslkit"]
+    for file in plugin_files_of(ctx):
+        root += ["--plugin", os.path.abspath(file)]
+    args: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name == "nproc":
+            continue
+        if ctx.get_parameter_source(param.name) not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        value = ctx.params[param.name]
+        flag = max(param.opts, key=len)  # the long form
+        if param.is_flag:
+            if param.secondary_opts:
+                args.append(flag if value else max(param.secondary_opts, key=len))
+            elif value:
+                args.append(flag)
+        elif param.multiple:
+            for item in value:
+                args += [flag, str(item)]
+        elif value is not None:
+            args += [flag, str(value)]
+    return [*root, "pretrain", *args]
+
+
+def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | None):
+    """The run's configuration: saved (``--resume``) or defaults < file < options, validated."""
     from sslkit.engine.config import load_config_file, merge, validate
-    from sslkit.engine.pretrain import TrainingInterrupted, resume_config, run_pretraining
+    from sslkit.engine.pretrain import resume_config
     from sslkit.errors import UserError
 
     explicit = _explicit_values(ctx)
@@ -119,13 +188,22 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
     else:
         file_values = load_config_file(config_file) if config_file else {}
         config = validate(merge(file_values, explicit, f"config file '{config_file}'" if config_file else "options"))
+    return config
+
+
+def _pretrain(ctx: click.Context, config_file: str | None, resume: str | None, dist) -> None:
+    from sslkit.cli import load_plugins_for
+    from sslkit.engine.pretrain import TrainingInterrupted, run_pretraining
+
+    config = _resolve_config(ctx, config_file, resume)
     plugins = load_plugins_for(ctx)
     try:
         final = run_pretraining(config, plugins, resume=resume)
     except TrainingInterrupted as interrupted:
-        click.echo(interrupted.message, err=True)
+        if dist.is_main:
+            click.echo(interrupted.message, err=True)
         ctx.exit(130)
-    if not config.quiet:
+    if not config.quiet and dist.is_main:
         run_dir = final["run_dir"]
         logdir = config.logdir or f"{run_dir}/tensorboard"
         first, last = final.get("first_epoch_loss"), final.get("loss")

@@ -329,12 +329,24 @@ def run_compare(config: CompareConfig, plugins=None, *, command: str = "", quiet
     rows.sort(key=lambda r: (config.methods().index(r["method"]), r["seed"]))
     summary = aggregate(rows, by="method")
     seconds = time.perf_counter() - started
+    first_test = records[(cells[0].method, cells[0].seed)]["test"]
+    supports = {name: int(d["support"]) for name, d in first_test["per_class"].items()}
     files = write_results(config, rows, summary, command=command, seconds=seconds, reused=reused, ran=len(todo),
-                          load=(load_at_start, _load_average()))
+                          load=(load_at_start, _load_average()), test_supports=supports)
     return CompareResult(rows, summary, reused, len(todo), seconds, files)
 
 
 # --------------------------------------------------------------------------- results files
+
+def _reference_sentence(supports: dict[str, int], reference: dict[str, float]) -> str:
+    from sslkit.evaluation.reporting import METRIC_LABELS
+
+    commonest = max(supports, key=supports.get)
+    scores = ", ".join(f"{METRIC_LABELS[m]} {reference[m]:.3f}" for m in SCALAR_METRICS)
+    counts = ", ".join(f"{n} {name}" for name, n in supports.items())
+    return (f"For reference, always predicting the commonest class ('{commonest}'; the test split has {counts}) "
+            f"scores {scores} (dashed lines in the plot).")
+
 
 def _load_average() -> float | None:
     """The 1-minute load average (how busy the machine was: timings depend on it), if known."""
@@ -373,8 +385,15 @@ def machine_description(device: str = "auto") -> str:
 
 def write_results(config: CompareConfig, rows: list[dict[str, Any]], summary: list[dict[str, Any]], *,
                   command: str, seconds: float, reused: int, ran: int,
-                  load: tuple[float | None, float | None] = (None, None)) -> dict[str, Path]:
-    from sslkit.evaluation.reporting import plot_summary, rows_markdown, summary_markdown, write_rows_csv
+                  load: tuple[float | None, float | None] = (None, None),
+                  test_supports: dict[str, int] | None = None) -> dict[str, Path]:
+    from sslkit.evaluation.reporting import (
+        majority_reference,
+        plot_summary,
+        rows_markdown,
+        summary_markdown,
+        write_rows_csv,
+    )
 
     out = Path(config.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -382,7 +401,8 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summary: li
     budget = "all" if config.labels is None else config.labels
     title = (f"{config.protocol} protocol, {budget} labels, {config.backbone}, "
              f"{config.pretrain_epochs} pretraining epochs, {len(config.seeds)} seed(s)")
-    png_path = plot_summary(out / "results.png", rows, title=title)
+    reference = majority_reference(list(test_supports.values())) if test_supports else None
+    png_path = plot_summary(out / "results.png", rows, title=title, reference=reference)
     cell_minutes = sum(r["pretrain_seconds"] + r["finetune_seconds"] for r in rows) / 60
     test_images = sorted({r["test_images"] for r in rows})
     lines = [
@@ -394,6 +414,7 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summary: li
         "",
         summary_markdown(summary),
         "",
+        *([_reference_sentence(test_supports, reference), ""] if reference else []),
         "## Settings",
         "",
         f"- command: `{command or 'run_compare(...)'}`",

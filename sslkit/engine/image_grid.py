@@ -5,8 +5,8 @@
 masked loss the predictor is never asked to reproduce visible pixels, so the raw reconstruction
 looks poor there while the filled image shows what was actually learnt.
 
-Images arrive normalised to [-1, 1]; panels are mapped to [0, 1]. Inputs with three channels are
-shown in colour, any other channel count by their first channel. Masker maps of another size
+Images arrive normalised to [-1, 1]; panels are mapped to [0, 1]. The grid is in colour when the
+input or any masker map has three channels (e.g. a heat map beside grey scans); otherwise grey. Masker maps of another size
 (e.g. a 9 x 9 grid of Q-values) are scaled up with nearest neighbours so cells stay visible.
 """
 
@@ -27,8 +27,8 @@ def _panel(x: torch.Tensor, channels: int, size: tuple[int, int]) -> torch.Tenso
         x = F.interpolate(x, size=size, mode="nearest")
     if x.shape[1] == channels:
         return x
-    if x.shape[1] == 1:
-        return x.expand(-1, channels, -1, -1)
+    if x.shape[1] == 1 or (channels == 3 and x.shape[1] != 3):
+        return x[:, :1].expand(-1, channels, -1, -1)
     return x[:, :1].expand(-1, channels, -1, -1) if channels == 1 else x[:, :channels]
 
 
@@ -44,7 +44,8 @@ def step_grid(
     """A (3 or 1, H', W') image in [0, 1] and the column titles, left to right."""
     n = min(max_rows, images.shape[0])
     size = tuple(images.shape[-2:])
-    channels = 3 if images.shape[1] == 3 else 1
+    maps = {k: v for k, v in (masker_maps or {}).items() if isinstance(v, torch.Tensor) and v.dim() == 4 and v.shape[0] >= 1}
+    channels = 3 if images.shape[1] == 3 or any(v.shape[1] == 3 for v in maps.values()) else 1
     columns = {
         "input": to_unit(images[:n]),
         "mask": masks[:n].float(),
@@ -52,9 +53,8 @@ def step_grid(
         "reconstruction": to_unit(reconstruction[:n]),
         "filled": to_unit(torch.where(masks[:n].expand_as(images[:n]), reconstruction[:n].to(images.dtype), images[:n])),
     }
-    for name, value in (masker_maps or {}).items():
-        if isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[0] >= 1:
-            columns[name] = value[:n].float().clamp(0.0, 1.0)
+    for name, value in maps.items():
+        columns[name] = value[:n].float().clamp(0.0, 1.0)
     panels = [_panel(v, channels, size) for v in columns.values()]
     rows = min(p.shape[0] for p in panels)
     tiles = torch.stack([p[:rows] for p in panels], dim=1)  # rows, cols, C, H, W

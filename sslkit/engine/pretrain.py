@@ -11,6 +11,15 @@ data order is a pure function of (seed, epoch), so ``loader.set_epoch(epoch, sta
 replays the rest of an epoch. Checkpoints are atomic and written by rank 0 only. A NaN/inf loss
 stops the run before the bad step is applied, and weights that went NaN/inf are never saved, so
 the last checkpoint is always a good one. Ctrl-C finishes the current step, saves and stops.
+
+Several processes (``torchrun --nproc-per-node N -m sslkit pretrain``, see
+:mod:`sslkit.engine.distributed`): ``batch_size`` is the *global* batch, split evenly over the
+processes, and each process reads its own shard of the same epoch order, so the union of the
+processes' batches at a step is exactly the one-process batch and DDP's averaged gradient is the
+one-process gradient (up to BatchNorm on the CPU, which normalises per process). Logged metrics
+are means over the processes; only rank 0 logs, shows progress and writes checkpoints, which also
+hold every process's masker and random states, so a resumed run continues each process exactly.
+A NaN, a Ctrl-C and the weights check are agreed over processes, so all stop at the same step.
 """
 
 from __future__ import annotations
@@ -46,7 +55,22 @@ from sslkit.engine.config import (
     validate,
 )
 from sslkit.engine.device import Precision, resolve_device
-from sslkit.engine.distributed import DistInfo, barrier
+from sslkit.engine.distributed import (
+    DistInfo,
+    StepReducer,
+    backend_for,
+    barrier,
+    broadcast_modules,
+    broadcast_object,
+    check_devices,
+    convert_batchnorm,
+    everywhere,
+    gather_to_main,
+    modules_agree,
+    process_group,
+    process_group_ready,
+    wrap_ddp,
+)
 from sslkit.engine.epoch_stats import EpochStats
 from sslkit.engine.loss import masked_reconstruction_loss
 from sslkit.engine.schedules import build_scheduler, lr_factor
@@ -123,9 +147,25 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     return validate(config)
 
 
-def _parameters_finite(module: torch.nn.Module) -> bool:
+def _parameters_finite(module: torch.nn.Module, dist: DistInfo = DistInfo()) -> bool:
+    """Whether every weight is finite, on every process."""
     flags = [torch.isfinite(p.detach()).all() for p in module.parameters()]
-    return bool(torch.stack(flags).all()) if flags else True
+    return everywhere(torch.stack(flags).all() if flags else True, dist)
+
+
+def local_batch_size(batch_size: int, dist: DistInfo) -> int:
+    """Each process's share of the global batch (``--batch-size`` is global)."""
+    if batch_size % dist.world_size:
+        raise UserError(
+            f"batch-size {batch_size} is the global batch and must divide evenly over the {dist.world_size} processes; "
+            f"use a multiple of {dist.world_size}, e.g. {max(1, round(batch_size / dist.world_size)) * dist.world_size}"
+        )
+    return batch_size // dist.world_size
+
+
+#: Ranks other than 0 draw from their own global random streams (stochastic depth, dropout):
+#: rank r reseeds with seed + r * this after the model is built (weights come from rank 0).
+RANK_SEED_STRIDE = 1_000_003
 
 
 def _fault_hooks(step: int) -> None:
@@ -166,12 +206,15 @@ def run_pretraining(
     :class:`TrainingInterrupted` after saving a checkpoint on Ctrl-C.
     """
     validate(config)
+    dist = DistInfo.from_env()
+    device = resolve_device(config.device, dist.local_rank)
     threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        run = PretrainRun(config, plugins, resume)
-        return run.train()
+        with process_group(dist, device):  # several processes under torchrun; else nothing
+            run = PretrainRun(config, plugins, resume)
+            return run.train()
     finally:
         torch.set_num_threads(threads_before)
 
@@ -183,30 +226,37 @@ class PretrainRun:
         from sslkit.models import build_predictor, check_input_size
 
         self.dist = DistInfo.from_env()
-        if self.dist.distributed:
-            raise UserError(
-                f"this sslkit runs pretraining in one process only, but WORLD_SIZE={self.dist.world_size} is set; "
-                "run without torchrun"
-            )
+        if self.dist.distributed and not process_group_ready():
+            raise RuntimeError(f"WORLD_SIZE={self.dist.world_size}: join the process group first (run_pretraining does)")
+        self.local_batch = local_batch_size(config.batch_size, self.dist)
         if plugins is None:
             from sslkit.plugins import get_plugins
 
             plugins = get_plugins()
         self.resuming = resume is not None
-        self.run_dir = Path(resume) if resume is not None else Path(config.out or default_run_dir(config.masker))
+        # The default name holds rank 0's clock: every process must use the same directory.
+        if resume is not None:
+            self.run_dir = Path(resume)
+        else:
+            self.run_dir = Path(config.out or broadcast_object(str(default_run_dir(config.masker)), self.dist))
         self.config = config = dataclasses.replace(config, out=str(self.run_dir))  # names its run dir
         if not self.resuming and checkpoint_path(self.run_dir).exists():
             raise UserError(
                 f"'{self.run_dir}' already holds a run; continue it with --resume {self.run_dir} or choose another --out"
             )
         self.device = resolve_device(config.device, self.dist.local_rank)
+        if self.dist.distributed:
+            backend_for(self.device)  # MPS: one sentence, before anything is built
+            check_devices(self.dist, self.device)
         self.precision = Precision(config.precision, self.device)
 
         # Cheap checks first: unknown masker/backbone names and options fail before data is read.
         seed_everything(config.seed)
         self.masker = plugins.maskers.create(config.masker, **config.masker_options)
-        self.predictor = build_predictor(
-            config.backbone, in_chans=config.in_chans, plugins=plugins, **config.backbone_options
+        self.predictor = convert_batchnorm(
+            build_predictor(config.backbone, in_chans=config.in_chans, plugins=plugins, **config.backbone_options),
+            self.device,
+            self.dist,
         ).to(self.device)
         # A fixed-size model (a ViT without img_size) fails here in one sentence, not mid-step.
         check_input_size(self.predictor.encoder, config.image_size, config.in_chans)
@@ -237,7 +287,6 @@ class PretrainRun:
                 gamma=config.gamma,
             ),
         )
-        self.forward = torch.compile(self.predictor) if config.compile else self.predictor
 
         # Counters: `epoch`/`batch` say where the next step starts; `step` counts steps done.
         self.epoch, self.batch, self.step = 0, 0, 0
@@ -246,11 +295,23 @@ class PretrainRun:
         self.train_seconds = 0.0
         self.pending_rng: dict[str, Any] | None = None
         self.last_good: tuple[Path, int] | None = None
+        self.masker_drift_reported = False
+        self.stop_agreed = False
+        if self.dist.rank > 0:
+            seed_everything(config.seed + RANK_SEED_STRIDE * self.dist.rank)
         if self.resuming:
             self._restore(load_checkpoint(checkpoint_path(self.run_dir), map_location="cpu"))
         elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run_dir / "config.yaml")
+
+        # Several processes: one copy of everything trainable (DDP broadcasts the predictor from
+        # rank 0 and averages its gradients; the masker's modules start from rank 0's too).
+        broadcast_modules(self.masker.modules(), self.dist)
+        sample = torch.zeros(1, config.in_chans, config.image_size, config.image_size, device=self.device)
+        self.model = wrap_ddp(self.predictor, self.device, self.dist, sample)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.reducer = StepReducer(self.dist, self.device)
 
     def _build_data(self, plugins: Any) -> None:
         from sslkit.data import make_loader, open_dataset
@@ -274,12 +335,12 @@ class PretrainRun:
             purpose="pretrain",
             image_size=config.image_size,
             in_chans=config.in_chans,
-            batch_size=config.batch_size,
+            batch_size=self.local_batch,  # this process's share of the global batch
             workers=config.workers,
             seed=config.seed,
             shuffle=True,
             # no tiny last batch (noisy BatchNorm statistics), unless the data is smaller than one batch
-            drop_last=self.n_images // self.dist.world_size >= config.batch_size,
+            drop_last=self.n_images >= config.batch_size,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             pin_memory=self.device.type == "cuda",
@@ -290,8 +351,14 @@ class PretrainRun:
         self.has_lesions = bool(getattr(self.dataset, "has_lesion_masks", False))
 
     # -- checkpoints -------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        return {
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between processes: the masker's state (its generator is seeded per rank)
+        and the global random states."""
+        return {"masker": self.masker.state_dict(), "rng": capture_rng_states()}
+
+    def _state(self, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        own = ranks[0] if ranks else self._rank_state()
+        state = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "epoch": self.epoch,
@@ -302,15 +369,26 @@ class PretrainRun:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.precision.state_dict(),
-            "masker": self.masker.state_dict(),
-            "rng": capture_rng_states(),
+            "masker": own["masker"],
+            "rng": own["rng"],
             "history": self.history,
             "epoch_stats": self.stats.state_dict(),
             "train_seconds": self.train_seconds,
             "config": self.config.to_dict(),
+            "world_size": self.dist.world_size,
         }
+        if ranks and len(ranks) > 1:
+            state["ranks"] = ranks  # rank r resumes from ranks[r]
+        return state
 
     def _restore(self, state: dict[str, Any]) -> None:
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            raise UserError(
+                f"cannot resume '{self.run_dir}': it was trained by {saved_world} process(es), this is {self.dist.world_size}; "
+                f"resume it with {saved_world} (torchrun --nproc-per-node, or sslkit pretrain --nproc), since each "
+                "process's data shard and random state are part of the exact resume"
+            )
         if state.get("steps_per_epoch") != self.steps_per_epoch:
             raise UserError(
                 f"cannot resume '{self.run_dir}': its data now gives {self.steps_per_epoch} batches per epoch, "
@@ -320,8 +398,9 @@ class PretrainRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.precision.load_state_dict(state.get("scaler") or {})
-        self.masker.load_state_dict(state["masker"])
-        self.pending_rng = state["rng"]  # restored when training starts, see train()
+        own = state["ranks"][self.dist.rank] if "ranks" in state else state
+        self.masker.load_state_dict(own["masker"])
+        self.pending_rng = own["rng"]  # restored when training starts, see train()
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.history = list(state.get("history", []))
         self.stats = EpochStats(**state.get("epoch_stats", {}))
@@ -329,16 +408,30 @@ class PretrainRun:
         self.last_good = (checkpoint_path(self.run_dir), self.step)
 
     def save(self, name: str = LAST) -> Path:
-        """Write a checkpoint (rank 0), unless the weights went bad: then stop, keeping the last."""
-        if not _parameters_finite(self.predictor):
+        """Write a checkpoint (rank 0), unless the weights went bad: then stop, keeping the last.
+        Every process takes part (their masker and random states are gathered into the file)."""
+        if not _parameters_finite(self.predictor, self.dist):
             raise TrainingDiverged(self._diverged("the weights became NaN/inf", self.step))
+        ranks = gather_to_main(self._rank_state(), self.dist) if self.dist.distributed else None
+        self._check_masker_sync()
         path = checkpoint_path(self.run_dir, name)
         if self.dist.is_main:
-            atomic_save(self._state(), path)
+            atomic_save(self._state(ranks), path)
         barrier(self.dist)
         if name == LAST:
             self.last_good = (path, self.step)
         return path
+
+    def _check_masker_sync(self) -> None:
+        """A masker that trains modules must average their gradients over processes (``dqn``
+        does); say so once if its copies drifted apart."""
+        modules = self.masker.modules() if self.dist.distributed else []
+        if modules and not modules_agree(modules, self.dist) and not self.masker_drift_reported:
+            self.masker_drift_reported = True
+            self.progress.print(
+                f"warning: masker '{self.config.masker}' has different weights in different processes; it should "
+                "average its modules' gradients over processes (torch.distributed.all_reduce) before its optimizer step"
+            )
 
     def export_encoder(self) -> None:
         from sslkit.models import save_encoder
@@ -403,8 +496,15 @@ class PretrainRun:
         self.progress.print(
             f"Pretraining masker '{config.masker}' with backbone '{config.backbone}' ({n_params / 1e6:.2f} M parameters) "
             f"on {self.n_images} images ({'+'.join(self.splits)}) of {getattr(self.dataset, 'name', config.data)}: "
-            f"{config.epochs} epoch(s) x {self.steps_per_epoch} steps on {self.device} ({config.precision}) -> {self.run_dir}"
+            f"{config.epochs} epoch(s) x {self.steps_per_epoch} steps on {self.device} ({config.precision}){self._processes()} "
+            f"-> {self.run_dir}"
         )
+
+    def _processes(self) -> str:
+        if not self.dist.distributed:
+            return ""
+        return (f", {self.dist.world_size} processes ({torch.distributed.get_backend()}), global batch "
+                f"{self.config.batch_size} = {self.dist.world_size} x {self.local_batch}")
 
     def _train_epoch(self, stop: threading.Event) -> None:
         from sslkit.engine.image_grid import step_grid
@@ -442,19 +542,29 @@ class PretrainRun:
                 raise TrainingDiverged(self._diverged(str(error), self.step + 1)) from None
             self.step += 1
             self.batch += 1
+            _fault_hooks(self.step)
 
-            # Book-keeping: one host sync per step for the loss (the NaN guard needed one anyway).
-            loss = float(out.loss)
-            area = float(out.masks.float().mean())
+            # Book-keeping: one host sync per step for the loss (the NaN guard needed one anyway);
+            # with several processes, the means over processes and the agreed Ctrl-C flag.
             hit = lesion_hit_rate(out.masks, lesions)
-            hit = None if hit is None else float(hit)
+            local = {
+                "loss": float(out.loss),
+                "area": float(out.masks.float().mean()),
+                "hit": None if hit is None else float(hit),
+                "images": float(images.shape[0]),
+                **{f"masker/{k}": v for k, v in out.masker_scalars.items()},
+            }
+            means, self.stop_agreed = self.reducer(local, stop.is_set())
+            loss, area, hit = means["loss"], means["area"], means.get("hit")
+            n_images = int(round(means["images"] * self.dist.world_size))  # every process reports it
+            masker_scalars = {k[len("masker/"):]: v for k, v in means.items() if k.startswith("masker/")}
             now = time.perf_counter()
-            self.stats.add(loss=loss, images=images.shape[0], seconds=now - step_start, area=area, hit=hit,
-                           masker_scalars=out.masker_scalars)
+            self.stats.add(loss=loss, images=n_images, seconds=now - step_start, area=area, hit=hit,
+                           masker_scalars=masker_scalars)
             self.train_seconds += now - step_start
             window["loss"] += loss
             window["n"] += 1
-            window["images"] += images.shape[0]
+            window["images"] += n_images
             if self.step % config.log_every == 0 or self.step == self.total_steps:
                 scalars = {
                     "train/loss": window["loss"] / window["n"],
@@ -465,7 +575,7 @@ class PretrainRun:
                 }
                 for i, group in enumerate(self.optimizer.param_groups):
                     scalars["train/lr" if i == 0 else f"train/lr_group{i}"] = group["lr"]
-                scalars.update({f"masker/{k}": v for k, v in out.masker_scalars.items()})
+                scalars.update({f"masker/{k}": v for k, v in masker_scalars.items()})
                 self.log.scalars(self.step, scalars)
                 window = {"loss": 0.0, "n": 0, "images": 0, "start": time.perf_counter()}
             every = config.log_images_every
@@ -477,13 +587,17 @@ class PretrainRun:
             inside_epoch = self.batch < self.steps_per_epoch
             if inside_epoch and config.checkpoint_every_steps and self.step % config.checkpoint_every_steps == 0:
                 self.save()
-            _fault_hooks(self.step)
-            if stop.is_set() and inside_epoch:
+            if self._should_stop(stop) and inside_epoch:
                 raise self._interrupted(self.save())
             step_start = time.perf_counter()
         self._end_epoch()
-        if stop.is_set():
+        if self._should_stop(stop):
             raise self._interrupted(checkpoint_path(self.run_dir))
+
+    def _should_stop(self, stop: threading.Event) -> bool:
+        """Ctrl-C seen: by this process alone, or with several processes by any of them at this
+        step's all-reduce (so every process saves and stops at the same step)."""
+        return self.stop_agreed if self.dist.distributed else stop.is_set()
 
     def _end_epoch(self) -> None:
         config = self.config

@@ -6,6 +6,7 @@ and benchmarks can time exactly the step the engine runs.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -68,8 +69,12 @@ def train_step(
     if not all_finite(loss, dist):
         raise NonFiniteLoss(float(loss.detach()))
     optimizer.zero_grad(set_to_none=True)
-    precision.backward_and_step(loss, optimizer)
-    scheduler.step()
+    precision.backward_and_step(loss, optimizer)  # with DDP, gradients are averaged over processes here
+    with warnings.catch_warnings():
+        # fp16: when the scaler skips a step whose gradients overflowed, the schedule still
+        # advances (it counts steps); PyTorch warns about exactly that order, on every process.
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        scheduler.step()
     reconstruction = reconstruction.detach().float()
     feedback = MaskFeedback(
         images=images,

@@ -205,9 +205,24 @@ def write_rows_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns:
     return path
 
 
+def majority_reference(supports: Sequence[int]) -> dict[str, float]:
+    """The scores of always predicting the commonest class, from the per-class test counts.
+
+    Accuracy = its share p; balanced accuracy = 1/K; macro F1 = (2p / (1 + p)) / K (its F1,
+    the other classes 0); AUROC = 0.5 (one constant score). What a classifier must beat.
+    """
+    counts = np.asarray(supports, dtype=float)
+    share = counts.max() / counts.sum()
+    present = int((counts > 0).sum())
+    return {"accuracy": float(share), "balanced_accuracy": 1.0 / present,
+            "macro_f1": float(2 * share / (1 + share)) / present, "auroc": 0.5}
+
+
 def plot_summary(path: str | Path, rows: Sequence[Mapping[str, Any]], *, by: str = "method",
-                 metrics: Sequence[str] = SCALAR_METRICS, title: str = "") -> Path:
-    """Grouped bars (mean ± std per method and metric) with each run as a dot, as a PNG."""
+                 metrics: Sequence[str] = SCALAR_METRICS, title: str = "",
+                 reference: Mapping[str, float] | None = None) -> Path:
+    """Grouped bars (mean ± std per method and metric) with each run as a dot, as a PNG;
+    ``reference`` (e.g. :func:`majority_reference`) is drawn as a dashed line per metric."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
@@ -224,15 +239,19 @@ def plot_summary(path: str | Path, rows: Sequence[Mapping[str, Any]], *, by: str
         means = [entry[f"{m}_mean"] for m in metrics]
         stds = [0.0 if math.isnan(entry[f"{m}_std"]) else entry[f"{m}_std"] for m in metrics]
         ax.bar(offset, np.nan_to_num(means), width, yerr=stds, capsize=3, label=entry[by],
-               color=colours(i % 10), alpha=0.8)
+               color=colours(i % 10), alpha=0.8, error_kw={"ecolor": "0.35", "lw": 1})
         for j, metric in enumerate(metrics):
             values = [float(r[metric]) for r in rows if str(r[by]) == entry[by] and r.get(metric) not in (None, "")]
-            ax.scatter(np.full(len(values), offset[j]), values, color="black", s=10, zorder=3)
+            ax.scatter(np.full(len(values), offset[j] + width * 0.22), values, color="black", s=9, zorder=3)
+    for j, metric in enumerate(metrics):
+        if reference and metric in reference:
+            ax.hlines(reference[metric], x[j] - 0.45, x[j] + 0.45, colors="0.2", linestyles="dashed", lw=1,
+                      label="commonest class always" if j == 0 else None)
     ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])
     ax.set_ylim(0, 1)
     ax.set_ylabel("score (bars: mean ± std; dots: seeds)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper center", ncol=4, fontsize="small", frameon=False)
     if title:
         ax.set_title(title, fontsize="medium")
     fig.tight_layout()

@@ -68,3 +68,15 @@ def test_csv_png_and_metrics_json_are_written(tmp_path):
     assert extra == {"protocol": "linear"}
     assert splits["test"].scalars == pytest.approx(m.scalars)
     assert metrics_csv.read_text().splitlines()[0] == "split,accuracy,balanced_accuracy,macro_f1,auroc,n_samples"
+
+
+def test_majority_reference_matches_scoring_a_constant_prediction():
+    from sslkit.evaluation.reporting import majority_reference
+
+    supports = [92, 42, 22]  # the BUSI test split
+    labels = np.repeat([0, 1, 2], supports)
+    constant = np.tile([0.6, 0.3, 0.1], (len(labels), 1))
+    expected = classification_metrics(labels, constant, ["benign", "malignant", "normal"]).scalars
+    assert majority_reference(supports) == pytest.approx(expected)
+    # by hand: 92/156; 1/3; (2 * 92/156 / (1 + 92/156)) / 3
+    assert majority_reference(supports)["macro_f1"] == pytest.approx((2 * 92 / 156 / (1 + 92 / 156)) / 3)

@@ -158,9 +158,15 @@ def test_q_map_image_is_normalised_per_image_at_image_size():
     assert masker.log_images() == {}
     run_steps(masker, range(1))
     q_map = masker.log_images()["q_map"]
-    assert q_map.shape == (8, 1, 32, 32)
-    flat = q_map.flatten(1)
-    assert torch.allclose(flat.min(1).values, torch.zeros(8)) and torch.allclose(flat.max(1).values, torch.ones(8))
+    assert q_map.shape == (8, 3, 32, 32)  # a colour heat map at image size
+    assert q_map.min() >= 0 and q_map.max() <= 1
+    from sslkit_plugins.maskers.dqn.visual import _lut
+
+    lut = _lut("inferno", q_map.device)
+    brightness = q_map.sum(1).flatten(1)
+    # normalised per image: every image uses both ends of the colour scale
+    assert torch.allclose(brightness.min(1).values, lut[0].sum().expand(8), atol=1e-5)
+    assert torch.allclose(brightness.max(1).values, lut[255].sum().expand(8), atol=1e-5)
 
 
 def test_state_dict_round_trip_gives_identical_actions_and_updates():

@@ -34,7 +34,7 @@ from sslkit_plugins.maskers.dqn.geometry import (
 )
 from sslkit_plugins.maskers.dqn.qnetwork import build_qnetwork
 from sslkit_plugins.maskers.dqn.reward import REWARDS, RewardNormalizer, compute_reward
-from sslkit_plugins.maskers.dqn.visual import normalize_per_image
+from sslkit_plugins.maskers.dqn.visual import q_heat_map
 
 NETWORKS = ("light", "paper")
 WHAT = "masker 'dqn'"
@@ -264,11 +264,10 @@ class DQNMasker(MaskerBase):
         return {n: x for n, x in zip(names, numbers) if x == x}  # NaN (undefined correlation) left out
 
     def log_images(self) -> dict[str, torch.Tensor]:
-        """The last batch's Q map, one value per cell shown as a block of pixels, [0, 1] per image."""
+        """The last batch's Q map as a colour heat map, one block of pixels per cell, scaled per image."""
         if self._last_q is None or self._last_size is None:
             return {}
-        scaled = normalize_per_image(self._last_q.float())
-        return {"q_map": F.interpolate(scaled, size=self._last_size, mode="nearest")}
+        return {"q_map": q_heat_map(self._last_q, self._last_size)}
 
     # Checkpoints --------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:

@@ -8,8 +8,8 @@ cause; the masker sums it over the cells of a block (see :mod:`.geometry`). Two 
   about 0.67 M parameters. Its grid follows from the image size and the number of pools: five
   pools give G = 9 for 300 px images, as in the paper. For smaller images fewer pools are used so
   the map still has at least G x G cells (the six blocks, and so the parameters, stay the same).
-* :class:`LightQNetwork` — the default: the image resized to a small side (``downsample`` px), a
-  few strided convs, adaptive average pooling to G x G. It costs a few per cent of a ResNet-18
+* :class:`LightQNetwork` — the default (about 60 k parameters): the image resized to a small side
+  (``downsample`` px), four convs (two strided), adaptive average pooling to G x G. It costs a few per cent of a ResNet-18
   predictor's step, so learned masking is nearly as cheap as random masking.
 """
 
@@ -90,6 +90,8 @@ class LightQNetwork(nn.Module):
     The input is resized to ``max(downsample, 4 * grid)`` px so that the stride-4 feature map has
     at least one position per cell; its receptive field (17 px of the resized image) sees a cell
     and its neighbourhood, which is what the difficulty of reconstructing that cell depends on.
+    No batch normalisation: an image's Q map must not depend on the other images of its batch
+    (nor differ between training and validation mode); it also learned faster without in tests.
     """
 
     def __init__(self, in_chans: int = 1, grid: int = 8, downsample: int = 32, width: int = 16):
