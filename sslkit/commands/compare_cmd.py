@@ -84,9 +84,10 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, see
     finished cells, so an interrupted comparison continues where it stopped.
 
     \b
-    Example (about 20 minutes on 2 CPU cores):
-      sslkit compare --maskers random,dqn --seeds 2 --pretrain-epochs 3 --protocol paper \\
-        --backbone paper-unet --out results --runs-dir /tmp/compare-runs
+    Example (18 minutes on a shared 2-core CPU, docs/results/results.md):
+      sslkit compare --maskers random,dqn --data npz:../shared/data/busi/busi_64.npz \\
+        --seeds 2 --labels 100 --protocol paper --backbone resnet18 --pretrain-epochs 15 \\
+        --threads 1 --out docs/results --runs-dir /tmp/sslkit-compare-runs
     """
     import shlex
     import sys
