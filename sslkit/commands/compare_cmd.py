@@ -89,6 +89,11 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, see
         --seeds 2 --labels 100 --protocol paper --backbone resnet18 --pretrain-epochs 15 \\
         --threads 1 --out docs/results --runs-dir /tmp/sslkit-compare-runs
     """
+    from sslkit.engine.distributed import main_process_only
+
+    if not main_process_only("compare"):
+        return
+
     import shlex
     import sys
 

@@ -34,6 +34,11 @@ def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, 
       sslkit evaluate --classifier runs/ft --data npz:other.npz --split test
       sslkit evaluate --knn --encoder runs/dqn -k 20               # encoder health check
     """
+    from sslkit.engine.distributed import main_process_only
+
+    if not main_process_only("evaluate"):
+        return
+
     import json
     import time
     from pathlib import Path

@@ -73,6 +73,11 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
       sslkit finetune --encoder runs/dqn --from-scratch --protocol paper    # the baseline
       sslkit finetune --encoder runs/dqn --protocol full --labels 0.1 --seeds 3
     """
+    from sslkit.engine.distributed import main_process_only
+
+    if not main_process_only("finetune"):
+        return
+
     from pathlib import Path
 
     from rich.console import Console

@@ -97,6 +97,8 @@ def _choice(key: str) -> click.Choice:
               help="Keep checkpoints/epoch_N.pt every N epochs (last.pt is written every epoch); 0 = never.")
 @click.option("--checkpoint-every-steps", type=int, default=_D.checkpoint_every_steps, show_default=True,
               metavar="STEPS", help="Also update last.pt every N steps inside an epoch; 0 = never.")
+@click.option("--knn-every", type=int, default=_D.knn_every, show_default=True, metavar="EPOCHS",
+              help="k-NN accuracy of the frozen encoder on the val split every N epochs (labelled data); 0 = never.")
 @click.option("--quiet", "-q", is_flag=True, default=_D.quiet, help="No progress bar or summaries.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Train in N processes on this machine (DistributedDataParallel via torchrun: one per GPU, or "

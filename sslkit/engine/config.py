@@ -80,6 +80,9 @@ class PretrainConfig:
     log_images_every: int = 100
     checkpoint_every: int = 10
     checkpoint_every_steps: int = 0
+    knn_every: int = 0
+    """Every N epochs, k-NN accuracy of the frozen encoder (train-split labels vote for the
+    val split): the quick health check of what pretraining learns. 0 = never."""
     quiet: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +100,7 @@ class PretrainConfig:
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(PretrainConfig)}
 #: Settings that do not change what a resumed run computes, so ``--resume`` accepts them.
 RESUMABLE_OVERRIDES = frozenset(
-    {"device", "workers", "threads", "quiet", "log_every", "log_images_every", "compile"}
+    {"device", "workers", "threads", "quiet", "log_every", "log_images_every", "compile", "knn_every"}
 )
 
 
@@ -259,7 +262,7 @@ def validate(config: PretrainConfig) -> PretrainConfig:
     )
     need(config.workers >= 0, f"workers must be zero or positive, got {config.workers}")
     need(config.threads >= 0, f"threads must be zero (PyTorch's default) or positive, got {config.threads}")
-    for key in ("log_every", "log_images_every", "checkpoint_every", "checkpoint_every_steps"):
+    for key in ("log_every", "log_images_every", "checkpoint_every", "checkpoint_every_steps", "knn_every"):
         need(getattr(config, key) >= 0, f"{key.replace('_', '-')} must be zero (never) or positive, got {getattr(config, key)}")
     need(config.log_every >= 1, f"log-every must be at least 1, got {config.log_every}")
     need(bool(config.masker), "masker must name a masker (see 'sslkit list maskers')")

@@ -366,3 +366,25 @@ def _quiet_launcher_logs() -> None:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher")):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def main_process_only(command: str) -> bool:
+    """Under torchrun, let rank 0 alone run a command that is not distributed.
+
+    Fine-tuning, evaluation and compare train small heads on cached features (seconds), so
+    spreading them over processes gains nothing, while several processes writing one run
+    directory would clash. Rank 0 then carries on as a single process (the launch variables are
+    reset, so a pretraining inside ``compare`` does not wait for partners that left); the other
+    ranks print one line and return False.
+    """
+    import click
+
+    dist = DistInfo.from_env()
+    if not dist.distributed:
+        return True
+    if not dist.is_main:
+        click.echo(f"rank {dist.rank}: 'sslkit {command}' runs on rank 0 only; this process has nothing to do", err=True)
+        return False
+    for name, value in (("WORLD_SIZE", "1"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("LOCAL_WORLD_SIZE", "1")):
+        os.environ[name] = value
+    return True

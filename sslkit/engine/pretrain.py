@@ -603,6 +603,7 @@ class PretrainRun:
         config = self.config
         row = self.stats.row(self.epoch + 1, self.step, self.optimizer.param_groups[0]["lr"])
         self.history.append(row)
+        row.update(self._knn_health_check(self.epoch + 1))
         self.log.scalars(self.step, {f"epoch/{k}": v for k, v in row.items() if k not in ("epoch", "step")})
         self.epoch, self.batch, self.stats = self.epoch + 1, 0, EpochStats()
         self.save()
@@ -615,6 +616,32 @@ class PretrainRun:
             f"epoch {self.epoch}/{config.epochs}: loss {row['loss']:.5f}, {row['images_per_s']:.1f} images/s, "
             f"{row['seconds']:.1f} s"
         )
+
+    def _knn_health_check(self, epoch: int) -> dict[str, float]:
+        """k-NN scores of the frozen encoder every ``--knn-every`` epochs (rank 0, labelled data).
+
+        Runs before the checkpoint and inside ``fork_rng``, so it draws nothing from the random
+        streams training uses: a run with it computes the same weights as one without."""
+        every = self.config.knn_every
+        if not every or epoch % every or not self.dist.is_main or not self._knn_possible():
+            return {}
+        from sslkit.evaluation.knn import knn_on_dataset
+
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            result = knn_on_dataset(
+                self.predictor.encoder, self.dataset, bank_split="train", query_split="val",
+                image_size=self.config.image_size, in_chans=self.config.in_chans, device=self.device,
+            )
+        return {f"knn_{k}": float(v) for k, v in result.metrics.scalars.items()}
+
+    def _knn_possible(self) -> bool:
+        splits = self.dataset.splits
+        possible = bool(self.dataset.class_names) and bool(splits.get("train")) and bool(splits.get("val"))
+        if not possible and not getattr(self, "_knn_warned", False):
+            self._knn_warned = True
+            self.progress.print("note: --knn-every needs labelled train and val splits; this data has none, so it is skipped")
+        return possible
 
     def _final(self) -> dict[str, Any]:
         history = self.history
