@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_cli_args import cli_args as _cli_args
 
 TINY_BACKBONE = "mobilenetv3_small_050"
 
@@ -57,18 +58,6 @@ def tiny_options(tiny_npz) -> dict:
         "log_images_every": 2,
         "seed": 3,
     }
-
-
-def _cli_args(options: dict) -> list[str]:
-    """``{'image_size': 32, 'quiet': True}`` -> ``['--image-size', '32', '--quiet']``."""
-    args: list[str] = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            args.append(flag)
-        elif value is not False and value is not None:
-            args += [flag, str(value)]
-    return args
 
 
 def _checkpoint(run_dir: Path, name: str = "last.pt") -> dict:

@@ -27,6 +27,7 @@ import torch
 from click.testing import CliRunner
 
 from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
+from engine_cli_args import cli_args
 
 PLUGIN = Path(__file__).with_name("test_engine_ddp_plugin.py")
 TIMEOUT = 240
@@ -49,18 +50,6 @@ def _options(data: Path, **changes) -> dict:
     }
     options.update(changes)
     return options
-
-
-def cli_args(options: dict) -> list[str]:
-    """``{'image_size': 32, 'quiet': True}`` -> ``['--image-size', '32', '--quiet']``."""
-    args: list[str] = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            args.append(flag)
-        elif value is not False and value is not None:
-            args += [flag, str(value)]
-    return args
 
 
 def _start(argv: list[str], extra_env: dict | None = None) -> subprocess.Popen:
