@@ -41,6 +41,8 @@ def _seeds(text: str) -> list[int]:
 @click.option("--scratch/--no-scratch", default=True, show_default=True,
               help="Add the baseline: the same network with random weights, fine-tuned the same way.")
 @click.option("--data", default=None, metavar="ADAPTER:LOCATION", help="Default: the embedded BUSI 64 px set.")
+@click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
+              help="Dataset adapter option (repeatable), used by pretraining and fine-tuning alike.")
 @click.option("--seeds", default="3", show_default=True, metavar="N|S1,S2,...",
               help="How many seeds (0..N-1) or which ones; each seeds pretraining and fine-tuning.")
 @click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all",
@@ -73,7 +75,7 @@ def _seeds(text: str) -> list[int]:
               help="Where the cells' run directories (checkpoints) go; default OUT/runs.")
 @click.option("--quiet", is_flag=True, help="Only the cell lines and the table, no progress bars.")
 @click.pass_context
-def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, seeds, labels, protocol, backbone,
+def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, data_opts, seeds, labels, protocol, backbone,
                     backbone_opts, image_size, in_chans, split_seed, pretrain_epochs, pretrain_batch_size,
                     pretrain_opts, finetune_epochs, finetune_batch_size, finetune_lr, class_weights,
                     encoder_lr_scale, select, device, workers, threads, out, runs_dir, quiet) -> None:
@@ -108,6 +110,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, see
     names = [m.strip() for m in maskers.split(",") if m.strip()]
     config = CompareConfig(
         maskers=names, masker_options=_masker_options(masker_opts, names), scratch=scratch, data=data,
+        data_options=parse_options(data_opts, "--data-opt"),
         seeds=_seeds(seeds), labels=labels, protocol=protocol, backbone=backbone,
         backbone_options=parse_options(backbone_opts, "--backbone-opt"), image_size=image_size, in_chans=in_chans,
         split_seed=split_seed, pretrain_epochs=pretrain_epochs, pretrain_batch_size=pretrain_batch_size,

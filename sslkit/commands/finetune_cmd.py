@@ -53,6 +53,8 @@ def finetune_options(function):
 @click.option("--in-chans", type=int, default=None, help="With --backbone: input channels (default 1).")
 @click.option("--data", default=None, metavar="ADAPTER:LOCATION",
               help="Default: the pretraining run's data, else the embedded BUSI 64 px set.")
+@click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
+              help="Dataset adapter option (repeatable); default: the pretraining run's, when --data is not given.")
 @finetune_options
 @click.option("--epochs", type=int, default=None, help="Default per protocol: linear 100, paper 200, full 50.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Label draw, head init and shuffling.")
@@ -62,7 +64,7 @@ def finetune_options(function):
               help="Run directory (default runs/finetune-PROTOCOL-TIME).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbone_opts, in_chans, data, protocol,
+def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbone_opts, in_chans, data, data_opts, protocol,
                      labels, class_weights, batch_size, lr, weight_decay, encoder_lr_scale, select, image_size,
                      split_seed, paper_splits, device, workers, epochs, seed, seeds, out, quiet) -> None:
     """Fine-tune a classifier on few labels and report accuracy, macro F1, AUROC, balanced accuracy.
@@ -99,6 +101,7 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
         config = FinetuneConfig(
             encoder=encoder, from_scratch=from_scratch, backbone=backbone,
             backbone_options=parse_options(backbone_opts, "--backbone-opt"), in_chans=in_chans, data=data,
+            data_options=parse_options(data_opts, "--data-opt"),
             protocol=protocol, labels=labels, epochs=epochs, batch_size=batch_size, lr=lr,
             weight_decay=weight_decay, encoder_lr_scale=encoder_lr_scale, class_weights=class_weights,
             select=select, seed=run_seed, split_seed=split_seed, image_size=image_size,

@@ -29,7 +29,7 @@ SCRATCH = "scratch"
 CELL_FILE = "cell.json"
 CELL_FORMAT = "sslkit-compare-cell/1"
 #: Pretraining settings compare owns (the rest can be set with ``pretrain_options``).
-_OWNED_PRETRAIN_KEYS = ("masker", "masker_options", "backbone", "backbone_options", "data", "image_size",
+_OWNED_PRETRAIN_KEYS = ("masker", "masker_options", "backbone", "backbone_options", "data", "data_options", "image_size",
                         "in_chans", "split_seed", "epochs", "batch_size", "seed", "out", "device", "workers", "quiet")
 
 
@@ -40,6 +40,7 @@ class CompareConfig:
     """masker name -> its options (``--masker-opt dqn:key=value``)."""
     scratch: bool = True
     data: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     labels: LabelBudget = 100
     protocol: str = "paper"
@@ -125,6 +126,7 @@ def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
         "backbone": config.backbone,
         "backbone_options": dict(config.backbone_options),
         "data": config.data,
+        "data_options": dict(config.data_options),
         "image_size": config.image_size,
         "in_chans": config.in_chans,
         "split_seed": config.split_seed,
@@ -150,6 +152,7 @@ def finetune_config(config: CompareConfig, cell: Cell, *, quiet: bool):
         backbone_options=dict(config.backbone_options) if scratch else {},
         in_chans=config.in_chans,
         data=config.data,
+        data_options=dict(config.data_options),
         protocol=config.protocol,
         labels=config.labels,
         epochs=config.finetune_epochs,

@@ -55,6 +55,8 @@ class FinetuneConfig:
     backbone_options: dict[str, Any] = field(default_factory=dict)
     in_chans: int | None = None
     data: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    """Adapter options (``--data-opt``); with ``data`` unset, the pretraining run's."""
     """``ADAPTER:LOCATION``; None = the pretraining run's data, else the embedded BUSI 64 px."""
     protocol: str = "linear"
     labels: LabelBudget = 100
@@ -345,13 +347,15 @@ def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str],
     # Inherit what the pretraining run used, so its held-out images stay held out.
     if config.data is None:
         config.data = run_config.get("data")
+        if not config.data_options:  # the run's adapter options belong to the run's data only
+            config.data_options = dict(run_config.get("data_options") or {})
     if config.split_seed is None:
         config.split_seed = int(run_config.get("split_seed", 0))
     if config.image_size is None:
         config.image_size = int(run_config.get("image_size", 64))
     config.in_chans = in_chans
 
-    ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed)
+    ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=config.data_options or None)
     cap = config.paper_split_sizes
     if cap is None:
         cap = config.protocol == "paper" and _has_generated_splits(ds)
@@ -428,6 +432,7 @@ def _write_run(out: Path, config: FinetuneConfig, classifier: Classifier, record
     classifier.cpu()
     data_meta = {
         "data": config.data,
+        "data_options": dict(config.data_options),
         "split_seed": config.split_seed,
         "image_size": config.image_size,
         "in_chans": config.in_chans,

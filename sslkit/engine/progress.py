@@ -24,6 +24,8 @@ class TrainingProgress:
         )
 
         self.console = Console(stderr=True)
+        if done_steps >= total_steps:  # a finished run resumed: nothing to show progress of
+            return
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

@@ -46,8 +46,9 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
     directory = find_classifier_dir(path)
     run_dir = directory.parent if (directory.parent / "metrics.json").is_file() else None
     spec = data if data is not None else info.get("data")
+    options = dict(info.get("data_options") or {}) if data is None else {}
     split_seed = int(info.get("split_seed", 0))
-    ds = open_dataset(spec, plugins=plugins, seed=split_seed)
+    ds = open_dataset(spec, plugins=plugins, seed=split_seed, options=options or None)
     if ds.class_names and list(ds.class_names) != list(info["class_names"]):
         raise UserError(
             f"the classifier knows classes {info['class_names']} but the data has {ds.class_names}; "
@@ -102,9 +103,10 @@ def knn_for_encoder(path: str | Path, *, data: str | None = None, split: str = "
     where, run_config = locate_encoder(path)
     encoder = load_encoder(where, plugins=plugins)
     spec = data if data is not None else run_config.get("data")
+    options = dict(run_config.get("data_options") or {}) if data is None else {}
     seed = split_seed if split_seed is not None else int(run_config.get("split_seed", 0))
     size = image_size if image_size is not None else int(run_config.get("image_size", 64))
-    ds = open_dataset(spec, plugins=plugins, seed=seed)
+    ds = open_dataset(spec, plugins=plugins, seed=seed, options=options or None)
     device_ = resolve_device(device)
     result = knn_on_dataset(encoder.to(device_), ds, bank_split="train", query_split=split, k=k,
                             temperature=temperature, image_size=size, batch_size=batch_size,

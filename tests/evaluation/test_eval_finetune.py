@@ -233,3 +233,28 @@ def test_cli_finetune_then_evaluate_and_knn(data, encoder_dir, tmp_path, monkeyp
     assert payload["k"] == 5 and payload["bank_size"] == 30 and payload["metrics"]["n_samples"] == 10
     bad = runner.invoke(cli, args[:-3] + ["--labels", "0", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "at least 1" in bad.output
+
+
+def test_adapter_options_of_the_pretraining_run_are_inherited(plugins, tmp_path):
+    """A run pretrained with --data-opt label_key=grade fine-tunes on the same labels without repeating it."""
+    import numpy as np
+    import yaml
+
+    source = dict(np.load(tiny_npz(tmp_path / "plain.npz")))
+    renamed = {k.replace("_labels", "_grade"): v for k, v in source.items()}
+    np.savez(tmp_path / "graded.npz", **renamed)
+    spec = f"npz:{tmp_path / 'graded.npz'}"
+    run = tmp_path / "run"
+    tiny_encoder_dir(run / "encoder", plugins)
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": spec, "data_options": {"label_key": "grade"},
+                                                     "split_seed": 0, "image_size": IMAGE_SIZE}))
+
+    result = run_finetuning(config(run, None, tmp_path / "ft", labels=6, epochs=2), plugins=plugins)
+    assert sum(result.labelled_counts) == 6 and len(result.class_names) == 3  # labels read through label_key
+    saved = yaml.safe_load((tmp_path / "ft" / "config.yaml").read_text())
+    assert saved["data"] == spec and saved["data_options"] == {"label_key": "grade"}
+
+    # another --data does not inherit the run's adapter options
+    other = config(run, "npz:" + str(tmp_path / "plain.npz"), tmp_path / "ft2", labels=6, epochs=2)
+    run_finetuning(other, plugins=plugins)
+    assert yaml.safe_load((tmp_path / "ft2" / "config.yaml").read_text())["data_options"] == {}
