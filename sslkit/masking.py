@@ -174,8 +174,11 @@ def boxes_to_masks(
     left = left.long()
     if top.dim() == 1:
         top, left = top[:, None], left[:, None]
-    height = torch.as_tensor(height, device=top.device).long()
-    width = torch.as_tensor(width, device=top.device).long()
+    # Python ints stay ints: uploading them as tensors would cost a host-device copy per call.
+    if isinstance(height, torch.Tensor):
+        height = height.to(top.device).long()
+    if isinstance(width, torch.Tensor):
+        width = width.to(top.device).long()
     rows = torch.arange(h, device=top.device)[None, None, :]  # 1,1,H
     cols = torch.arange(w, device=top.device)[None, None, :]  # 1,1,W
     in_rows = (rows >= top[..., None]) & (rows < (top + height)[..., None])  # B,K,H
@@ -199,15 +202,26 @@ def cells_to_masks(cells: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return cells[:, rows][:, :, cols][:, None]
 
 
+def lesion_hit_counts(masks: torch.Tensor, lesions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images whose mask overlaps their lesion, images with a lesion), as device scalars.
+
+    No host sync: the hot path reads them together with its other figures in one transfer."""
+    if lesions is None:
+        zero = torch.zeros((), device=masks.device)
+        return zero, zero
+    has_lesion = lesions.flatten(1).any(dim=1)
+    hits = (masks & lesions.bool()).flatten(1).any(dim=1) & has_lesion
+    return hits.sum().float(), has_lesion.sum().float()
+
+
 def lesion_hit_rate(masks: torch.Tensor, lesions: torch.Tensor | None) -> torch.Tensor | None:
     """Share of images with a lesion whose mask overlaps it (None when no image has one)."""
     if lesions is None:
         return None
-    has_lesion = lesions.flatten(1).any(dim=1)
-    if not bool(has_lesion.any()):
+    hits, with_lesion = lesion_hit_counts(masks, lesions)
+    if not bool(with_lesion > 0):
         return None
-    hits = (masks & lesions.bool()).flatten(1).any(dim=1)
-    return hits[has_lesion].float().mean()
+    return hits / with_lesion
 
 
 def parse_option_value(text: str) -> Any:

@@ -218,8 +218,11 @@ def broadcast_modules(modules: Iterable[nn.Module], dist: DistInfo) -> None:
 
 
 def modules_agree(modules: Iterable[nn.Module], dist: DistInfo, rtol: float = 1e-6) -> bool:
-    """Whether ``modules`` hold the same floating-point values on every process (checksums)."""
-    tensors = [t for t in _module_tensors(modules) if t.is_floating_point()]
+    """Whether ``modules`` hold the same parameters on every process (checksums).
+
+    Buffers are left out: BatchNorm running statistics differ per process by construction
+    (each sees its own share of the batch) while the trained weights must not."""
+    tensors = [p for m in modules for p in m.parameters() if p.is_floating_point()]
     if not _active(dist) or not tensors:
         return True
     device = collective_device(tensors[0].device)

@@ -76,7 +76,7 @@ from sslkit.engine.loss import masked_reconstruction_loss
 from sslkit.engine.schedules import build_scheduler, lr_factor
 from sslkit.engine.step import NonFiniteLoss, train_step
 from sslkit.errors import UserError
-from sslkit.masking import MaskerContext, StepInfo, lesion_hit_rate
+from sslkit.masking import MaskerContext, StepInfo, lesion_hit_counts
 
 __all__ = [
     "PretrainConfig",
@@ -546,11 +546,13 @@ class PretrainRun:
 
             # Book-keeping: one host sync per step for the loss (the NaN guard needed one anyway);
             # with several processes, the means over processes and the agreed Ctrl-C flag.
-            hit = lesion_hit_rate(out.masks, lesions)
+            figures = torch.stack([out.loss.detach().float().reshape(()), out.masks.float().mean(),
+                                   *lesion_hit_counts(out.masks, lesions)])
+            loss_value, area_value, hits, with_lesion = figures.tolist()  # one transfer for all four
             local = {
-                "loss": float(out.loss),
-                "area": float(out.masks.float().mean()),
-                "hit": None if hit is None else float(hit),
+                "loss": loss_value,
+                "area": area_value,
+                "hit": hits / with_lesion if with_lesion else None,
                 "images": float(images.shape[0]),
                 **{f"masker/{k}": v for k, v in out.masker_scalars.items()},
             }
