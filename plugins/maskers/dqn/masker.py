@@ -249,10 +249,11 @@ class DQNMasker(MaskerBase):
             "explore_rate": off_greedy.float().mean(),
             "location_entropy": location_entropy(corners, corner_count),
         }
+        plain: dict[str, float] = {}  # host numbers stay on the host (no upload per step)
         if pending.training:
-            values["agent_lr"] = torch.tensor(lr)
+            plain["agent_lr"] = float(lr)
             if pending.choice.random_probability is not None:
-                values["epsilon"] = torch.tensor(pending.choice.random_probability)
+                plain["epsilon"] = float(pending.choice.random_probability)
         if feedback.lesions is not None:
             hit = lesion_hit_rate(feedback.masks, feedback.lesions)
             if hit is not None:
@@ -261,7 +262,8 @@ class DQNMasker(MaskerBase):
                 values["lesion_hit_rate_random"] = expected
         names = list(values)
         numbers = torch.stack([v.detach().float().reshape(()).to(reward.device) for v in values.values()]).tolist()
-        return {n: x for n, x in zip(names, numbers) if x == x}  # NaN (undefined correlation) left out
+        scalars = {n: x for n, x in zip(names, numbers) if x == x}  # NaN (undefined correlation) left out
+        return {**scalars, **plain}
 
     def log_images(self) -> dict[str, torch.Tensor]:
         """The last batch's Q map as a colour heat map, one block of pixels per cell, scaled per image."""
