@@ -15,3 +15,10 @@ class UserError(click.ClickException):
     """A mistake in the user's input, reported as one clear sentence (exit status 2)."""
 
     exit_code = 2
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (or its type's name when the message is empty), so a
+    library's multi-line error becomes part of one sentence."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -237,8 +237,9 @@ class EpochLoader:
 
     def _handle_bad(self, bad: list[tuple[str, str]]) -> None:
         if self.on_bad_image == "error":
-            file, reason = bad[0]
-            raise UserError(f"cannot read image '{file}': {reason}; use --on-bad-image skip to leave such files out")
+            from sslkit.data.opening import bad_image_message
+
+            raise UserError(bad_image_message(bad[:1]))
         for file, reason in bad:
             self.skipped.append((file, reason))
             if file not in self._warned:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from sslkit.data.reading import to_channels, to_unit_range
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 
 PURPOSES = ("pretrain", "finetune", "eval")
 FORBIDDEN_IN_USER_PIPELINE = {"Normalize": "sslkit normalises to [-1, 1] itself",
@@ -74,7 +74,7 @@ def load_pipeline_file(path: str | Path):
     try:
         spec = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UserError(f"augmentation file '{path}' is not valid YAML: {str(error).splitlines()[0]}") from None
+        raise UserError(f"augmentation file '{path}' is not valid YAML: {first_line(error)}") from None
     return build_user_pipeline(spec, where=str(path))
 
 
@@ -123,7 +123,7 @@ def _build_step(step: Any, where: str):
     try:
         return cls(**kwargs)
     except Exception as error:  # pydantic validation, TypeError, ValueError ...
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise UserError(f"{where}: bad options for '{name}': {first}") from None
 
 

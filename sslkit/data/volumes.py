@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sslkit.data.records import BadImage
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 
 EXTRAS = {"pydicom": "dicom", "nibabel": "nifti"}
 DICOM_EXTENSIONS = (".dcm", ".dicom")
@@ -47,7 +47,7 @@ class DicomImage:
             dataset = pydicom.dcmread(self.path)
             pixels = dataset.pixel_array
         except Exception as error:  # pydicom raises many types for broken or compressed data
-            raise BadImage(f"cannot decode DICOM pixels: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+            raise BadImage(f"cannot decode DICOM pixels: {first_line(error)}") from None
         if self.frame is not None:
             pixels = pixels[self.frame]
         try:
@@ -88,7 +88,7 @@ def _volume(path: str) -> np.ndarray:
     try:
         data = np.asanyarray(nibabel.load(path).dataobj)
     except Exception as error:
-        raise BadImage(f"cannot read NIfTI data: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise BadImage(f"cannot read NIfTI data: {first_line(error)}") from None
     while data.ndim > 3:  # time series etc.: first volume
         data = data[..., 0]
     return data

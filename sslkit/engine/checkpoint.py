@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 from sslkit.fileio import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 
 FORMAT = "sslkit-pretrain-checkpoint"
@@ -41,7 +41,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         raise UserError(f"checkpoint '{path}' is unreadable (truncated or corrupt: {first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"checkpoint '{path}' is not an sslkit pretraining checkpoint")

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from sslkit.errors import UserError
 from sslkit.evaluation.labels import LabelBudget, parse_label_budget
 from sslkit.evaluation.metrics import SCALAR_METRICS
+from sslkit.fileio import atomic_write_text
 
 SCRATCH = "scratch"
 CELL_FILE = "cell.json"
@@ -220,11 +221,11 @@ def read_cell(config: CompareConfig, cell: Cell) -> dict[str, Any] | None:
 
 def _pretrain(config: CompareConfig, cell: Cell, plugins, quiet: bool) -> dict[str, Any]:
     """Pretrain the cell's encoder, continuing an interrupted run from its checkpoint."""
-    from sslkit.engine.pretrain import resume_config, run_pretraining
+    from sslkit.engine.pretrain import checkpoint_path, resume_config, run_pretraining
 
     wanted = pretrain_config(config, cell, quiet=quiet)
     run_dir = Path(wanted.out)
-    if (run_dir / "checkpoints" / "last.pt").is_file():
+    if checkpoint_path(run_dir).is_file():
         saved = resume_config(run_dir, {"device": config.device, "workers": config.workers, "quiet": quiet})
         keep = {k: v for k, v in saved.to_dict().items() if k not in _NOT_FINGERPRINTED}
         want = {k: v for k, v in wanted.to_dict().items() if k not in _NOT_FINGERPRINTED}
@@ -260,7 +261,6 @@ def run_cell(config: CompareConfig, cell: Cell, plugins, *, quiet: bool = False,
     if "val" in result.metrics:
         record["val"] = result.metrics["val"].to_dict()
     record["labelled_counts"] = dict(zip(result.class_names, result.labelled_counts))
-    from sslkit.engine.checkpoint import atomic_write_text
 
     atomic_write_text(directory / CELL_FILE, json.dumps(record, indent=2, default=str))
     return record
@@ -443,5 +443,5 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summary: li
         "",
     ]
     md_path = out / "results.md"
-    md_path.write_text("\n".join(lines))
+    atomic_write_text(md_path, "\n".join(lines))
     return {"markdown": md_path, "csv": csv_path, "png": png_path}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 from sslkit.registry import closest
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -179,7 +179,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise UserError(f"config file '{path}' is not valid YAML ({first})") from None
     if data is None:
         return {}
@@ -275,7 +275,7 @@ def save_config(config: PretrainConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (a run's record; ``--config`` accepts it back)."""
     import yaml
 
-    from sslkit.engine.checkpoint import atomic_write_text
+    from sslkit.fileio import atomic_write_text
 
     header = "# Resolved configuration of this run (sslkit pretrain --config accepts this file).\n"
     atomic_write_text(Path(path), header + yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import csv
 import dataclasses
+import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from sslkit.errors import UserError
+from sslkit.fileio import atomic_write_text
 from sslkit.evaluation.classifier import PROTOCOLS, Classifier, evaluate_loader, new_classifier, save_classifier
 from sslkit.evaluation.labels import FinetuneRecords, LabelBudget, parse_label_budget, select_records
 from sslkit.evaluation.metrics import Metrics, class_weights, classification_metrics
@@ -125,6 +127,25 @@ def validate(config: FinetuneConfig) -> None:
 
 
 # --------------------------------------------------------------------------- the encoder
+
+def inherit_data_settings(
+    run_config: dict[str, Any],
+    data: str | None,
+    data_options: dict[str, Any] | None,
+    split_seed: int | None,
+    image_size: int | None,
+) -> tuple[str | None, dict[str, Any], int, int]:
+    """(data, adapter options, split seed, image size): what the user gave, else the pretraining
+    run's, so its held-out test images stay held out. The run's adapter options come along only
+    with the run's data."""
+    options = dict(data_options or {})
+    if data is None:
+        data = run_config.get("data")
+        options = options or dict(run_config.get("data_options") or {})
+    seed = split_seed if split_seed is not None else int(run_config.get("split_seed", 0))
+    size = image_size if image_size is not None else int(run_config.get("image_size", 64))
+    return data, options, seed, size
+
 
 def locate_encoder(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """(exported encoder dir or file, the pretraining config.yaml or {}) from what users pass."""
@@ -344,15 +365,9 @@ def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str],
     device = resolve_device(config.device)
     encoder, run_config, source = build_encoder_for(config, plugins)
     in_chans = int(encoder.spec.get("in_chans", config.in_chans or 1))
-    # Inherit what the pretraining run used, so its held-out images stay held out.
-    if config.data is None:
-        config.data = run_config.get("data")
-        if not config.data_options:  # the run's adapter options belong to the run's data only
-            config.data_options = dict(run_config.get("data_options") or {})
-    if config.split_seed is None:
-        config.split_seed = int(run_config.get("split_seed", 0))
-    if config.image_size is None:
-        config.image_size = int(run_config.get("image_size", 64))
+    config.data, config.data_options, config.split_seed, config.image_size = inherit_data_settings(
+        run_config, config.data, config.data_options, config.split_seed, config.image_size
+    )
     config.in_chans = in_chans
 
     ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=config.data_options or None)
@@ -373,7 +388,7 @@ def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str],
     out = Path(config.out).expanduser() if config.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     torch.manual_seed(config.seed)  # head initialisation and dropout follow the seed
     classifier = new_classifier(encoder, config.protocol, len(records.class_names)).to(device)
@@ -463,11 +478,12 @@ def _write_run(out: Path, config: FinetuneConfig, classifier: Classifier, record
     })
     if recorder.rows:
         columns = list(recorder.rows[-1])
-        with (out / "history.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            for row in recorder.rows:
-                writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in recorder.rows:
+            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        atomic_write_text(out / "history.csv", buffer.getvalue())
     if recorder.writer is not None:
         for split, m in metrics.items():
             write_tensorboard_scalars(recorder.writer, f"final_{split}", m.scalars, selected)

@@ -490,7 +490,9 @@ class PretrainRun:
                     f"Resuming {self.run_dir} at epoch {self.epoch + 1}, batch {self.batch + 1} (step {self.step})."
                 )
             return
-        n_params = sum(p.numel() for p in self.predictor.parameters())
+        from sslkit.models import count_parameters
+
+        n_params = count_parameters(self.predictor)
         self.log.hparams(config.to_dict(), ["epoch/loss"])
         self.log.text("config", "```\n" + "\n".join(f"{k}: {v}" for k, v in config.to_dict().items()) + "\n```")
         self.progress.print(

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import torch
 
-from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.fileio import atomic_write_text
 
 FIRST_COLUMNS = ["epoch", "step", "loss", "lr", "images_per_s", "seconds"]
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError
+from sslkit.fileio import atomic_write_path, atomic_write_text
 
 PROTOCOLS = ("linear", "paper", "full")
 FROZEN_PROTOCOLS = ("linear", "paper")
@@ -120,7 +121,7 @@ def save_classifier(classifier: Classifier, directory: str | Path, meta: dict[st
     directory.mkdir(parents=True, exist_ok=True)
     save_encoder(classifier.encoder, directory / ENCODER_SUBDIR)
     head_state = {k: v.detach().cpu().contiguous() for k, v in classifier.head.state_dict().items()}
-    save_file(head_state, str(directory / HEAD_FILE))
+    atomic_write_path(directory / HEAD_FILE, lambda tmp: save_file(head_state, tmp))
     info = {
         "format": "sslkit-classifier/1",
         "protocol": classifier.protocol,
@@ -128,7 +129,7 @@ def save_classifier(classifier: Classifier, directory: str | Path, meta: dict[st
         "head_in_channels": int(classifier.encoder.feature_channels[-1]),
         **meta,
     }
-    (directory / CLASSIFIER_JSON).write_text(json.dumps(info, indent=2, default=str))
+    atomic_write_text(directory / CLASSIFIER_JSON, json.dumps(info, indent=2, default=str))
     return directory
 
 

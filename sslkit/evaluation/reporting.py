@@ -7,6 +7,7 @@ three commands agree on names, order and number formats.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from sslkit.evaluation.metrics import SCALAR_METRICS, Metrics
+from sslkit.fileio import atomic_write_text
 
 METRIC_LABELS = {
     "accuracy": "accuracy",
@@ -83,13 +85,14 @@ def write_metrics_files(directory: str | Path, results: Mapping[str, Metrics], *
     directory.mkdir(parents=True, exist_ok=True)
     payload = {**(extra or {}), "splits": {split: m.to_dict() for split, m in results.items()}}
     json_path = directory / f"{stem}.json"
-    json_path.write_text(json.dumps(payload, indent=2, default=str))
+    atomic_write_text(json_path, json.dumps(payload, indent=2, default=str))
     csv_path = directory / f"{stem}.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["split", *SCALAR_METRICS, "n_samples"])
-        for split, m in results.items():
-            writer.writerow([split, *(_csv_float(m.scalars[n]) for n in SCALAR_METRICS), m.n_samples])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["split", *SCALAR_METRICS, "n_samples"])
+    for split, m in results.items():
+        writer.writerow([split, *(_csv_float(m.scalars[n]) for n in SCALAR_METRICS), m.n_samples])
+    atomic_write_text(csv_path, buffer.getvalue())
     return json_path, csv_path
 
 

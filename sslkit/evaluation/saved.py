@@ -94,7 +94,7 @@ def knn_for_encoder(path: str | Path, *, data: str | None = None, split: str = "
     """
     from sslkit.data import open_dataset
     from sslkit.engine.device import resolve_device
-    from sslkit.engine.finetune import locate_encoder
+    from sslkit.engine.finetune import inherit_data_settings, locate_encoder
     from sslkit.evaluation.knn import knn_on_dataset
     from sslkit.models import load_encoder
 
@@ -102,10 +102,7 @@ def knn_for_encoder(path: str | Path, *, data: str | None = None, split: str = "
         raise UserError(f"k-NN queries come from 'val' or 'test', got '{split}'")
     where, run_config = locate_encoder(path)
     encoder = load_encoder(where, plugins=plugins)
-    spec = data if data is not None else run_config.get("data")
-    options = dict(run_config.get("data_options") or {}) if data is None else {}
-    seed = split_seed if split_seed is not None else int(run_config.get("split_seed", 0))
-    size = image_size if image_size is not None else int(run_config.get("image_size", 64))
+    spec, options, seed, size = inherit_data_settings(run_config, data, None, split_seed, image_size)
     ds = open_dataset(spec, plugins=plugins, seed=seed, options=options or None)
     device_ = resolve_device(device)
     result = knn_on_dataset(encoder.to(device_), ds, bank_split="train", query_split=split, k=k,

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 from sslkit.fileio import atomic_write_path
 
 WEIGHTS_NAME = "encoder.safetensors"
@@ -94,7 +94,7 @@ def load_encoder(path_or_dir: str | os.PathLike, plugins: Any = None) -> nn.Modu
     try:
         state = load_file(str(weights_path), device="cpu")
     except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         raise UserError(f"encoder weights '{weights_path}' cannot be read ({first})") from None
     encoder = build_encoder(meta["backbone"], in_chans=meta["in_chans"], plugins=plugins, **meta.get("options", {}))
     load_state_strict(encoder, state, f"encoder weights '{weights_path}'")

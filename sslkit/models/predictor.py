@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 from sslkit.models.decoder import UNetDecoder
 from sslkit.models.encoder import Encoder
 
@@ -86,7 +86,7 @@ def check_input_size(encoder: nn.Module, image_size: int | tuple[int, int], in_c
         with torch.no_grad():
             encoder(torch.zeros(1, chans, *size, device=device))
     except Exception as error:  # the model's own assertion says why
-        text = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        text = first_line(error)[:200]
         raise UserError(
             f"backbone '{name}' cannot take {size[0]}x{size[1]} inputs ({text}); "
             f"ViT-style models need the option img_size={size[0]} (or dynamic_img_size=true)"

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
@@ -32,7 +32,7 @@ def read_state_file(path: str | Path, what: str = "weights file") -> dict[str, t
         else:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # corrupt, truncated, not a checkpoint at all
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise UserError(f"{what} '{path}' cannot be read as PyTorch/safetensors weights ({first})") from None
     if isinstance(raw, dict):
         for key in _WRAPPER_KEYS:

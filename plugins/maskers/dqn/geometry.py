@@ -69,17 +69,26 @@ def expected_random_hit_rate(lesions: torch.Tensor, grid: int, block: int, block
     with probability C(N - h, n) / C(N, n). Averaged over the images that have a lesion, as
     :func:`sslkit.masking.lesion_hit_rate` does for the actual masks; None when none has one.
     """
+    expected_hits, with_lesion = expected_random_hit_counts(lesions, grid, block, blocks_per_image)
+    if not bool(with_lesion > 0):
+        return None
+    return expected_hits / with_lesion
+
+
+def expected_random_hit_counts(
+    lesions: torch.Tensor, grid: int, block: int, blocks_per_image: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(expected hits summed over images with a lesion, images with a lesion) as device scalars,
+    with no host sync, like :func:`sslkit.masking.lesion_hit_counts`."""
     lesions = lesions.bool()
     has_lesion = lesions.flatten(1).any(dim=1)
-    if not bool(has_lesion.any()):
-        return None
     cells = cells_touched(lesions, grid).float()[:, None]  # B,1,G,G
     hitting = F.max_pool2d(cells, block, stride=1).flatten(1).sum(dim=1)  # B
     total = float((grid - block + 1) ** 2)
     miss = torch.ones_like(hitting)
     for t in range(min(blocks_per_image, int(total))):  # n terms, not a loop over samples
         miss = miss * ((total - hitting - t).clamp(min=0) / (total - t))
-    return (1.0 - miss)[has_lesion].mean()
+    return ((1.0 - miss) * has_lesion).sum(), has_lesion.sum().float()
 
 
 def location_entropy(corners: torch.Tensor, corner_count: int) -> torch.Tensor:

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, lesion_hit_rate
+from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, lesion_hit_counts
 from sslkit_plugins.maskers.dqn.exploration import EXPLORATIONS, Choice, Policy, make_policy
 from sslkit_plugins.maskers.dqn.geometry import (
     block_values,
     corners_to_masks,
-    expected_random_hit_rate,
+    expected_random_hit_counts,
     location_entropy,
 )
 from sslkit_plugins.maskers.dqn.qnetwork import build_qnetwork
@@ -254,12 +254,11 @@ class DQNMasker(MaskerBase):
             plain["agent_lr"] = float(lr)
             if pending.choice.random_probability is not None:
                 plain["epsilon"] = float(pending.choice.random_probability)
-        if feedback.lesions is not None:
-            hit = lesion_hit_rate(feedback.masks, feedback.lesions)
-            if hit is not None:
-                values["lesion_hit_rate"] = hit
-                expected = expected_random_hit_rate(feedback.lesions, self.grid, pending.block, self.cells)
-                values["lesion_hit_rate_random"] = expected
+        if feedback.lesions is not None:  # sync-free: NaN without a lesion, dropped below
+            hits, with_lesion = lesion_hit_counts(feedback.masks, feedback.lesions)
+            values["lesion_hit_rate"] = hits / with_lesion
+            expected, _ = expected_random_hit_counts(feedback.lesions, self.grid, pending.block, self.cells)
+            values["lesion_hit_rate_random"] = expected / with_lesion
         names = list(values)
         numbers = torch.stack([v.detach().float().reshape(()).to(reward.device) for v in values.values()]).tolist()
         scalars = {n: x for n, x in zip(names, numbers) if x == x}  # NaN (undefined correlation) left out

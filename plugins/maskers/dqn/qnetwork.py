@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslkit.models.flops import count_parameters  # noqa: F401  (re-exported for the tests)
+
 PAPER_CHANNELS = (16, 32, 64, 64, 128, 128)
 PAPER_POOLS = 5
 
@@ -126,6 +128,3 @@ def build_qnetwork(
         return LightQNetwork(in_chans, grid=grid, downsample=downsample)
     raise ValueError(f"unknown Q-network '{network}'")
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
