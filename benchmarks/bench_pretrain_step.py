@@ -1,13 +1,16 @@
 """How fast is one pretraining step, and how close to the hardware does it run?
 
 For each backbone: a batch of synthetic images, the ``random`` masker, the predictor's forward
-pass, masked MSE, backward pass and an Adam step. Printed per backbone: step time (median),
-images per second, FLOPs per step (counted by torch's FlopCounterMode: convolutions and matmuls,
-forward and backward) and the achieved FLOP/s. In the same run the machine's own throughput is
-measured on one big convolution and one big matmul, so the last columns say what share of that
-the training step reaches. Data loading is not included (see the engine's throughput logs).
+pass, masked MSE, backward pass and an Adam step, laid out as ``sslkit pretrain`` runs them
+(channels_last, fused Adam). Each backbone is timed at the default precision (``auto``: bf16 where
+the hardware computes it natively) and in fp32, interleaved step by step, and the speed-up of the
+default over fp32 is printed. Per backbone: step time (median), images per second, FLOPs per step
+(counted by torch's FlopCounterMode: convolutions and matmuls, forward and backward) and the
+achieved FLOP/s. In the same run the machine's own throughput is measured on one big
+channels_last convolution (in bf16 and fp32) and one big matmul, so the last columns say what share
+of that peak the training step reaches. Data loading is not included (see the engine's logs).
 
-    python benchmarks/bench_pretrain_step.py                       # 64 px, batch 16, CPU or GPU
+    python benchmarks/bench_pretrain_step.py --threads 1               # 64 px, batch 16, CPU or GPU
     python benchmarks/bench_pretrain_step.py --image-size 256 --batch-size 32 --precision bf16
 """
 
@@ -20,11 +23,14 @@ from contextlib import nullcontext
 
 import torch
 
+from sslkit.engine.device import resolve_precision
 from sslkit.masking import MaskerContext, StepInfo, apply_mask, parse_options
 from sslkit.models import build_predictor, count_flops, count_parameters
+from sslkit.optimizers import build_optimizer
 from sslkit.plugins import get_plugins
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CL = torch.channels_last
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,12 +70,12 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 2) -> list[float
 
 
 def hardware_reference(device: torch.device, precision: str) -> dict[str, float]:
-    """FLOP/s of one big conv2d and one big matmul at the benchmark's precision."""
+    """FLOP/s of one big channels_last conv2d and one big matmul at ``precision``."""
     big = device.type != "cpu"
     n, c, s = (64, 256, 64) if big else (8, 128, 56)
     m = 8192 if big else 1024
-    x = torch.randn(n, c, s, s, device=device)
-    conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device)
+    x = torch.randn(n, c, s, s, device=device).contiguous(memory_format=CL)
+    conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device, memory_format=CL)
     a = torch.randn(m, m, device=device)
     b = torch.randn(m, m, device=device)
     results = {}
@@ -81,47 +87,74 @@ def hardware_reference(device: torch.device, precision: str) -> dict[str, float]
     return results
 
 
-def bench_backbone(name: str, args, device: torch.device, masker_options: dict) -> dict:
-    plugins = get_plugins()
-    torch.manual_seed(0)
-    model = build_predictor(name, in_chans=args.in_chans, plugins=plugins).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    size = (args.image_size, args.image_size)
-    masker = plugins.maskers.create(args.masker, **masker_options)
-    masker.setup(MaskerContext(image_size=size, in_chans=args.in_chans, device=device,
-                               total_steps=args.steps, steps_per_epoch=args.steps, epochs=1))
-    images = torch.rand(args.batch_size, args.in_chans, *size, device=device) * 2 - 1
-    scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
-    counter = {"step": 0}
+class StepRunner:
+    """One backbone's training step at one precision, as the engine lays it out."""
 
-    def forward_backward():
-        masks = masker.propose(images, StepInfo(counter["step"], 0, args.steps))
-        with autocast(device, args.precision):
-            out = model(apply_mask(images, masks))
-        hidden = masks.expand_as(images)
-        loss = ((out.float() - images) ** 2 * hidden).sum() / hidden.sum().clamp(min=1)
-        scaler.scale(loss).backward()
+    def __init__(self, name: str, precision: str, args, device: torch.device, masker_options: dict):
+        plugins = get_plugins()
+        torch.manual_seed(0)
+        self.device, self.precision = device, precision
+        self.model = build_predictor(name, in_chans=args.in_chans, plugins=plugins).to(device, memory_format=CL).train()
+        self.optimizer = build_optimizer(self.model.parameters(), "adam", lr=1e-3)
+        size = (args.image_size, args.image_size)
+        self.masker = plugins.maskers.create(args.masker, **masker_options)
+        self.masker.setup(MaskerContext(image_size=size, in_chans=args.in_chans, device=device, total_steps=args.steps,
+                                        steps_per_epoch=args.steps, epochs=1, precision=precision, memory_format=CL))
+        gen = torch.Generator().manual_seed(0)
+        self.images = (torch.rand(args.batch_size, args.in_chans, *size, generator=gen) * 2 - 1).to(device)
+        self.images = self.images.contiguous(memory_format=CL)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.total = args.steps
+        self.count = 0
+        self.times: list[float] = []
+
+    def forward_backward(self):
+        masks = self.masker.propose(self.images, StepInfo(self.count, 0, self.total))
+        with autocast(self.device, self.precision):
+            out = self.model(apply_mask(self.images, masks))
+        hidden = masks.expand_as(self.images)
+        loss = ((out.float() - self.images) ** 2 * hidden).sum() / hidden.sum().clamp(min=1)
+        self.scaler.scale(loss).backward()
         return loss
 
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        forward_backward()
-        scaler.step(optimizer)
-        scaler.update()
-        counter["step"] += 1
+    def step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.forward_backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.count += 1
 
-    flops = count_flops(forward_backward)  # counted once, outside the timing
-    optimizer.zero_grad(set_to_none=True)
-    times = timed(step, device, args.steps, warmup=args.warmup)
-    median = statistics.median(times)
+    def timed_step(self) -> None:
+        sync(self.device)
+        start = time.perf_counter()
+        self.step()
+        sync(self.device)
+        self.times.append(time.perf_counter() - start)
+
+
+def bench_backbone(name: str, args, device: torch.device, masker_options: dict) -> dict:
+    """The default precision and fp32, interleaved step by step (a shared machine's load hits both)."""
+    default = StepRunner(name, args.precision, args, device, masker_options)
+    runners = [default] + ([StepRunner(name, "fp32", args, device, masker_options)] if args.precision != "fp32" else [])
+    flops = count_flops(default.forward_backward)  # counted once, outside the timing
+    for runner in runners:
+        runner.optimizer.zero_grad(set_to_none=True)
+        for _ in range(args.warmup):
+            runner.step()
+    for _ in range(args.steps):
+        for runner in runners:
+            runner.timed_step()
+    median = statistics.median(default.times)
+    fp32 = statistics.median(runners[-1].times)
     return {
         "backbone": name,
-        "params": count_parameters(model),
+        "params": count_parameters(default.model),
         "flops": flops,
         "step_s": median,
-        "spread": (max(times) - min(times)) / median,
+        "spread": (max(default.times) - min(default.times)) / median,
         "img_s": args.batch_size / median,
         "flop_s": flops / median,
+        "fp32_step_s": fp32,
     }
 
 
@@ -132,10 +165,11 @@ def main(argv=None) -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--in-chans", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per backbone")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per backbone and precision")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
-    parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32", help="autocast precision")
+    parser.add_argument("--precision", choices=["auto", *sorted(DTYPES)], default="auto",
+                        help="the precision timed (auto: as sslkit pretrain resolves it); fp32 is timed beside it")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--masker", default="random")
     parser.add_argument("--masker-opt", action="append", default=[], metavar="KEY=VALUE")
@@ -143,29 +177,36 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    args.precision = resolve_precision(args.precision, device)
     masker_options = parse_options(args.masker_opt, "--masker-opt")
 
     # The reference is measured before and after the backbones and the better figure is kept:
     # on a shared machine a single measurement can land in someone else's busy moment.
     ref = hardware_reference(device, args.precision)
+    ref32 = hardware_reference(device, "fp32") if args.precision != "fp32" else ref
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type}, {torch.get_num_threads()} threads"
-    print(f"device: {where}; precision {args.precision}; {args.image_size} px, batch {args.batch_size}, "
-          f"in_chans {args.in_chans}; masker {args.masker} {masker_options or ''}")
-    header = f"{'backbone':<18}{'params':>9}{'GFLOP/step':>12}{'step ms':>10}{'spread':>8}{'img/s':>10}{'GFLOP/s':>10}{'% conv':>8}{'% mm':>7}"
+    print(f"device: {where}; precision {args.precision} (and fp32 beside it), channels_last, fused Adam; "
+          f"{args.image_size} px, batch {args.batch_size}, in_chans {args.in_chans}; masker {args.masker} "
+          f"{masker_options or ''}")
+    header = (f"{'backbone':<18}{'params':>9}{'GFLOP/step':>12}{'step ms':>10}{'spread':>8}{'img/s':>10}{'GFLOP/s':>10}"
+              f"{'% conv':>8}{'% mm':>7}{'fp32 ms':>10}{'speed-up':>10}")
     results = [bench_backbone(n.strip(), args, device, masker_options) for n in args.backbones.split(",") if n.strip()]
     again = hardware_reference(device, args.precision)
-    print(f"hardware reference (best of before/after): conv2d {max(ref['conv'], again['conv']) / 1e9:.1f} GFLOP/s "
-          f"({min(ref['conv'], again['conv']) / 1e9:.1f} in the other run), matmul "
-          f"{max(ref['matmul'], again['matmul']) / 1e9:.1f} GFLOP/s ({min(ref['matmul'], again['matmul']) / 1e9:.1f})")
+    print(f"hardware reference, {args.precision} (best of before/after): channels_last conv2d "
+          f"{max(ref['conv'], again['conv']) / 1e9:.1f} GFLOP/s ({min(ref['conv'], again['conv']) / 1e9:.1f} in the "
+          f"other run), matmul {max(ref['matmul'], again['matmul']) / 1e9:.1f} GFLOP/s; fp32 conv2d "
+          f"{ref32['conv'] / 1e9:.1f}, matmul {ref32['matmul'] / 1e9:.1f} GFLOP/s")
     ref = {k: max(ref[k], again[k]) for k in ref}
     print(header)
     print("-" * len(header))
     for r in results:
         print(f"{r['backbone']:<18}{r['params'] / 1e6:>8.2f}M{r['flops'] / 1e9:>12.2f}{r['step_s'] * 1e3:>10.1f}"
               f"{r['spread']:>7.0%} {r['img_s']:>10.1f}{r['flop_s'] / 1e9:>10.1f}"
-              f"{r['flop_s'] / ref['conv']:>8.0%}{r['flop_s'] / ref['matmul']:>7.0%}")
+              f"{r['flop_s'] / ref['conv']:>8.0%}{r['flop_s'] / ref['matmul']:>7.0%}"
+              f"{r['fp32_step_s'] * 1e3:>10.1f}{r['fp32_step_s'] / r['step_s']:>9.2f}x")
     print("FLOPs: torch.utils.flop_counter (conv/matmul, forward + backward, multiply-add = 2); "
-          "spread = (max - min) / median step time.")
+          "spread = (max - min) / median step time; % conv / % mm = share of the machine's peak at the "
+          "timed precision; speed-up = fp32 step / timed step, interleaved in this run.")
 
 
 if __name__ == "__main__":

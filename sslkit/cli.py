@@ -7,13 +7,17 @@ are added when a command name is resolved, never at import time.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
+import traceback
+import weakref
 
 import click
 
 from sslkit import __version__
-from sslkit.errors import UserError
+from sslkit.errors import DEBUG_ENV, UserError, describe_os_error, first_line, os_error_in
 
 #: command name -> "module:attribute" in sslkit.commands
 LAZY_COMMANDS = {
@@ -77,16 +81,26 @@ def plugin_files_of(ctx: click.Context | None) -> tuple[str, ...]:
     return tuple(root.params.get("plugin_files") or ()) if root is not None else ()
 
 
+#: Plugin sets whose load failures and warnings were already shown (once per loaded set: the
+#: loading is cached, so a command asking twice gets the same object and no second warning).
+#: Keyed by id (a dataclass is unhashable); weak, so a dropped set's id can be reused safely.
+_REPORTED: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
+
+
 def load_plugins_for(ctx: click.Context | None = None):
-    """The plugins for this invocation, with failures reported once on stderr."""
+    """The plugins for this invocation, with failures and warnings reported once on stderr."""
     from sslkit.plugins import get_plugins
 
     ctx = ctx or click.get_current_context(silent=True)
     plugins = get_plugins(plugin_files_of(ctx))
-    if plugins.failures and not getattr(plugins, "_failures_reported", False):
-        plugins._failures_reported = True  # type: ignore[attr-defined]
-        for failure in plugins.failures:
-            click.echo(f"warning: plugin '{failure.name}' ({failure.source}) failed to load: {failure.error}", err=True)
+    if _REPORTED.get(id(plugins)) is plugins:
+        return plugins
+    _REPORTED[id(plugins)] = plugins
+    for failure in plugins.failures:
+        click.echo(f"warning: plugin '{failure.name}' ({failure.source}) failed to load: {failure.error}", err=True)
+    for info in plugins.info.values():
+        for warning in info.warnings:
+            click.echo(f"warning: {warning}", err=True)
     return plugins
 
 
@@ -100,7 +114,12 @@ def load_plugins_for(ctx: click.Context | None = None):
     metavar="FILE.py",
     help="Load a drop-in plugin file (repeatable). Files in $SSLKIT_PLUGINS load too.",
 )
-def cli(plugin_files: tuple[str, ...]) -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help=f"Show the full traceback of an error (for bug reports) instead of one sentence; same as {DEBUG_ENV}=1.",
+)
+def cli(plugin_files: tuple[str, ...], debug: bool) -> None:
     """sslkit: self-supervised pretraining for medical imaging by context prediction.
 
     A masker hides part of each image, a predictor (timm encoder + decoder) reconstructs it, and
@@ -111,13 +130,70 @@ def cli(plugin_files: tuple[str, ...]) -> None:
     Quick start (embedded BUSI 64 px data, no set-up):
       sslkit pretrain --masker dqn --epochs 5 --out runs/dqn
       tensorboard --logdir runs/dqn
+
+    \b
+    Exit codes: 0 done, 1 system fault (disk full, permissions) or unexpected error,
+    2 bad input, 3 training diverged, 130 interrupted.
     """
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # also reaches the processes --nproc starts
+
+
+def debug_enabled() -> bool:
+    """``--debug`` given or ``SSLKIT_DEBUG`` set to anything but 0/empty."""
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"Error: {message}", err=True)
+    return code
+
+
+def _peer_failure(error: BaseException) -> bool:
+    """A collective (gloo/NCCL) failed because another process of the group died or stopped."""
+    name = type(error).__name__
+    text = str(error)
+    return name.startswith("Dist") or any(word in text for word in ("gloo", "NCCL", "Connection closed by peer",
+                                                                      "Connection reset by peer"))
+
+
+def run_cli(args: list[str] | None = None) -> int:
+    """Run the command line and return its exit code; every failure ends in one sentence.
+
+    0 done; 1 a system fault (disk full, permission denied, read-only) or an unexpected error,
+    whose full traceback ``--debug`` / ``SSLKIT_DEBUG=1`` shows; 2 bad input (and usage errors);
+    3 training diverged; 130 interrupted (Ctrl-C, twice included).
+    """
+    try:
+        result = cli.main(args=args, prog_name="sslkit", standalone_mode=False)
+    except click.ClickException as error:  # UserError (2), SystemFault (1), usage errors (2)
+        if debug_enabled() and not isinstance(error, click.UsageError):
+            traceback.print_exc()
+        error.show()
+        return error.exit_code
+    except (click.Abort, KeyboardInterrupt) as error:  # click turns Ctrl-C into Abort
+        if debug_enabled():
+            traceback.print_exc()
+        cause = error.__cause__ or error.__context__
+        message = getattr(error, "message", None) or getattr(cause, "message", None)
+        click.echo(message or "Interrupted.", err=True)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+        if debug_enabled():
+            traceback.print_exc()
+        if _peer_failure(error):
+            return _fail("another process of this multi-process run stopped (its own message says why), so this one "
+                         f"stopped too ({first_line(error)[:200]})", 1)
+        os_error = os_error_in(error)
+        if os_error is not None:
+            if os_error.errno == errno.EPIPE:  # output piped into e.g. `head`, which closed early
+                return 1
+            return _fail(describe_os_error(os_error), 1)
+        hint = "" if debug_enabled() else f"; rerun with --debug (or {DEBUG_ENV}=1) for the full traceback"
+        return _fail(f"unexpected {type(error).__name__}: {first_line(error)}{hint}, and please report it", 1)
+    return result if isinstance(result, int) else 0
 
 
 def main() -> None:
-    """Console-script entry point: user errors exit 2 with one sentence, never a traceback."""
-    try:
-        cli.main(prog_name="sslkit", standalone_mode=True)
-    except KeyboardInterrupt:  # click turns Ctrl-C into Abort; this covers the rest
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    """Console-script entry point: every failure is one sentence and an exit code (see run_cli)."""
+    sys.exit(run_cli())

@@ -16,19 +16,33 @@ those pixels; the predictor reconstructs them.
 A masker may own trainable modules with its own optimizer and schedule; it returns them from
 :meth:`Masker.modules` so the engine can start every process from rank 0's copy and check they
 stay identical. A masker that trains them averages their gradients over processes
-(``torch.distributed.all_reduce`` when ``context.world_size > 1``) before its optimizer step, as
-``dqn`` does. It may offer images to log (:meth:`Masker.log_images`).
+(:func:`average_gradients`, a no-op in one process) before its optimizer step, as ``dqn`` does.
+It may offer images to log (:meth:`Masker.log_images`).
+
+**Optional extensions** (the engine always fills them; a masker that does not need them ignores
+them, so no other masker changes):
+
+* ``context.encoder`` — read access to the predictor's current encoder (the module being trained,
+  never to be modified). ``saliency`` keeps its own moving-average teacher copy of it.
+* ``feedback.soft_mask_loss(images, soft_masks)`` — the predictor's per-image loss for these
+  images hidden by *soft* masks (float ``(b, 1, H, W)`` in [0, 1]; ``images * (1 - soft)``),
+  differentiable with respect to the masks, computed with the weights after this step's update
+  and leaving the predictor untouched (no gradients on its weights, BatchNorm statistics
+  unchanged). ``adios`` trains its occluder to maximise it. The predictor itself always trains on
+  the boolean masks from :meth:`Masker.propose`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from sslkit.errors import UserError
+from sslkit.options import parse_option_value, parse_options  # noqa: F401 - moved there; kept for older plugins
+from sslkit.seeding import derive_seed
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,15 @@ class MaskerContext:
     seed: int = 0
     rank: int = 0
     world_size: int = 1
+    encoder: nn.Module | None = None
+    """The predictor's encoder, for maskers that look at what it has learnt (read only)."""
+    precision: str = "fp32"
+    """The run's autocast precision (``fp32``, ``bf16`` or ``fp16``, already resolved from
+    ``auto``). A masker with networks of its own may run their forward passes in it (``dqn`` does
+    for ``bf16``); under ``fp16`` it would need its own gradient scaler, so fp32 is safer there."""
+    memory_format: torch.memory_format = torch.contiguous_format
+    """The layout of the images the masker receives (``torch.channels_last`` by default): a
+    masker's own convolutional networks run fastest in the same layout (``module.to(memory_format=...)``)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,8 @@ class MaskFeedback:
     lesions: torch.Tensor | None = None
     """(B, 1, H, W) bool lesion masks when the data has them (analysis only, never a target)."""
     extras: dict[str, Any] = field(default_factory=dict)
+    soft_mask_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    """``(images, soft_masks) -> (b,)`` loss, differentiable in the masks (see the module docstring)."""
 
 
 @runtime_checkable
@@ -114,7 +139,7 @@ class MaskerBase:
         self.context = context
         self.generator = torch.Generator(device=context.device)
         # Each process draws different masks; the seed keeps runs reproducible.
-        self.generator.manual_seed(int(context.seed) * 1000003 + 7919 * int(context.rank) + 17)
+        self.generator.manual_seed(derive_seed(context.seed, context.rank))
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
         raise NotImplementedError
@@ -139,6 +164,27 @@ class MaskerBase:
     def rand(self, *shape: int, device: torch.device | None = None) -> torch.Tensor:
         """Uniform [0, 1) numbers from this masker's generator, on its device."""
         return torch.rand(*shape, generator=self.generator, device=device or self.context.device)
+
+
+def average_gradients(modules: list[nn.Module]) -> None:
+    """Average the gradients of ``modules``' parameters over processes (a no-op in one process).
+
+    A masker that trains its own modules calls it between ``backward`` and its optimizer step, so
+    every process takes the same step and the copies stay identical (one all-reduce for all)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return
+    grads = [p.grad for m in modules for p in m.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def apply_mask(images: torch.Tensor, masks: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
@@ -223,24 +269,3 @@ def lesion_hit_rate(masks: torch.Tensor, lesions: torch.Tensor | None) -> torch.
         return None
     return hits / with_lesion
 
-
-def parse_option_value(text: str) -> Any:
-    """``'0.25'`` -> 0.25, ``'true'`` -> True, ``'[1, 2]'`` -> [1, 2], other text stays text."""
-    import yaml
-
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return text if value is None and text.strip().lower() not in ("null", "none", "~") else value
-
-
-def parse_options(pairs: tuple[str, ...] | list[str], what: str = "option") -> dict[str, Any]:
-    """``('size=0.25', 'count=2')`` -> ``{'size': 0.25, 'count': 2}``; a pair without '=' is a clear error."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"{what} '{pair}' is not of the form key=value")
-        options[key.strip().replace("-", "_")] = parse_option_value(value.strip())
-    return options

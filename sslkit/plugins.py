@@ -3,7 +3,9 @@
 Order: hookspecs -> every entry point in group ``sslkit`` (sslkit's own built-ins in
 ``plugins/`` are registered exactly like a third-party package's) -> files given with
 ``--plugin FILE`` or listed in ``$SSLKIT_PLUGINS`` -> ``pm.check_pending()``, so a hook
-function with a misspelt name fails loudly instead of being ignored.
+function with a misspelt name fails loudly instead of being ignored. A function named like a hook
+but missing its ``@hookimpl`` marker (pluggy ignores it) is named in a warning
+(:attr:`PluginInfo.warnings`, printed once by the CLI and shown by ``sslkit plugins``).
 
 A plugin that fails to import, or whose hook raises, is recorded in :attr:`Plugins.failures`
 (its name and the error) and the others still load. Names in ``$SSLKIT_DISABLE_PLUGINS`` (comma
@@ -25,7 +27,7 @@ import pluggy
 
 from sslkit import hookspecs
 from sslkit.errors import UserError
-from sslkit.registry import Registry
+from sslkit.registry import Registry, closest
 
 ENTRY_POINT_GROUP = "sslkit"
 PLUGIN_FILES_ENV = "SSLKIT_PLUGINS"
@@ -48,6 +50,8 @@ class PluginInfo:
     """'entry point (dist VERSION)' or the file path."""
     hooks: list[str] = field(default_factory=list)
     registers: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Problems that do not stop the plugin, e.g. a hook function without ``@hookimpl``."""
 
 
 @dataclass
@@ -138,7 +142,8 @@ def build_plugin_manager(
         except Exception as error:  # a broken plugin must not take the others down
             failures.append(PluginFailure(name, source, _one_line(error)))
             return
-        info[name] = PluginInfo(name, source, sorted(c.name for c in pm.get_hookcallers(obj) or []))
+        hooks = sorted(c.name for c in pm.get_hookcallers(obj) or [])
+        info[name] = PluginInfo(name, source, hooks, warnings=_unmarked_hooks(name, obj, hooks))
 
     if entry_points:
         for ep in sorted(_entry_points(), key=lambda e: e.name):
@@ -155,13 +160,44 @@ def build_plugin_manager(
     for name, obj in extra_plugins:
         add(name, "registered in code", lambda o=obj: o)
 
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as error:
-        plugin = getattr(error, "plugin", None)
-        pname = pm.get_name(plugin) if plugin is not None else "?"
-        raise UserError(f"plugin '{pname}' has a hook sslkit does not know: {error}") from None
+    unknown = _unknown_hooks(pm)
+    if unknown:
+        pname, hook = unknown[0]
+        hint = closest(hook, HOOK_NAMES)
+        suggestion = f" (did you mean '{hint}'?)" if hint else ""
+        raise UserError(
+            f"plugin '{pname}' has a hook sslkit does not know: '{hook}'{suggestion}; sslkit's hooks are "
+            f"{', '.join(HOOK_NAMES)}"
+        )
+    pm.check_pending()  # anything else pluggy rejects (nothing is expected here)
     return pm, info, failures
+
+
+#: The hooks of :mod:`sslkit.hookspecs`.
+HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith("register_") and callable(getattr(hookspecs, n)))
+
+
+def _unknown_hooks(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
+    """(plugin name, hook name) for each marked hook function whose name is no sslkit hook
+    (named plainly, not with pluggy's module repr)."""
+    found = []
+    for hook_name in sorted(vars(pm.hook)):
+        caller = getattr(pm.hook, hook_name)
+        if getattr(caller, "spec", True) is None:
+            found.extend((impl.plugin_name, hook_name) for impl in caller.get_hookimpls())
+    return found
+
+
+def _unmarked_hooks(name: str, obj: Any, marked: list[str]) -> list[str]:
+    """Warnings for functions named like a hook but without ``@hookimpl`` (pluggy skips them)."""
+    warnings = []
+    for hook in HOOK_NAMES:
+        if hook not in marked and callable(getattr(obj, hook, None)):
+            warnings.append(
+                f"plugin '{name}' defines {hook}() without @hookimpl, so it is ignored; "
+                "decorate it with @sslkit.hookspecs.hookimpl"
+            )
+    return warnings
 
 
 def _fill_registries(
@@ -216,3 +252,9 @@ def get_plugins(plugin_files: Sequence[str | os.PathLike] = ()) -> Plugins:
     if key not in _cache:
         _cache[key] = load_plugins(plugin_files)
     return _cache[key]
+
+
+def plugins_or_default(plugins: Plugins | None) -> Plugins:
+    """``plugins`` when given, else :func:`get_plugins`: the one fallback for library callers
+    (tests, notebooks) that do not pass the CLI's plugins down."""
+    return plugins if plugins is not None else get_plugins()

@@ -43,10 +43,15 @@ class Entry(Generic[T]):
         }
 
 
+#: How alike a name must be for a "did you mean" (difflib's ratio): at 0.5, 'nonsense' got
+#: "did you mean 'seed'?"; typos of a letter or two ('rnadom', 'sise', 'tset') are 0.75 or more.
+CLOSE_ENOUGH = 0.6
+
+
 def closest(name: str, known: list[str]) -> str | None:
     """The known name most like ``name`` (or None), for "did you mean" hints."""
     lowered = {k.lower(): k for k in known}
-    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
+    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=CLOSE_ENOUGH)
     return lowered[match[0]] if match else None
 
 

@@ -14,6 +14,11 @@ def register_backbones(register):
     register(
         "paper-unet",
         paper_unet_encoder,
-        "U-Net of Bahrami et al. (MLMI 2022): 6 conv blocks 16-128 ch + transposed-conv decoder, ~1.5 M params",
-        options={"weights": "local file (.safetensors/.pt) with this encoder's weights, e.g. an sslkit export"},
+        "U-Net of Bahrami et al. (MLMI 2022) as the authors built it: 6 blocks 16-128 ch, depthwise bottleneck, transposed-conv decoder, ~1.5 M params",
+        options={
+            "weights": "local file (.safetensors/.pt) with this encoder's weights, e.g. an sslkit export",
+            "bottleneck_kernel": "depthwise bottleneck kernel; the authors' rule 2*(1+S//128)-1 for image side S: "
+                                 "1 (default, 64-127 px), 3 (128-255 px), 5 (256-383 px); 0 = none",
+            "block": "paper (default: conv-BN-ReLU-conv, the authors' block) or double (conv-BN-ReLU twice)",
+        },
     )

@@ -11,27 +11,28 @@ import math
 from typing import Any
 
 from sslkit.errors import UserError
+from sslkit.options import OptionChecks
 
 
 def check_size(size: Any, what: str) -> tuple[float, float]:
     """Validate ``size`` once, when the masker is built: -> (height spec, width spec)."""
+    check = OptionChecks(what)
     pair = size if isinstance(size, (list, tuple)) else (size, size)
     if len(pair) != 2:
-        raise UserError(f"{what}: size must be a number or a [height, width] pair, got {size!r}")
+        raise check.fail(f"size must be a number or a [height, width] pair, got {size!r}")
     out = []
     for value in pair:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise UserError(f"{what}: size must be > 0 (a fraction of the side <= 1, or pixels), got {size!r}")
+            raise check.fail(f"size must be > 0 (a fraction of the side <= 1, or pixels), got {size!r}")
         if value > 1 and float(value) != int(value):
-            raise UserError(f"{what}: a size above 1 means pixels and must be a whole number, got {value!r}")
+            raise check.fail(f"a size above 1 means pixels and must be a whole number, got {value!r}")
         out.append(float(value))
     return out[0], out[1]
 
 
 def check_area(area: Any, what: str) -> float:
-    if isinstance(area, bool) or not isinstance(area, (int, float)) or not 0 < area <= 1:
-        raise UserError(f"{what}: area must be a fraction of the image area in (0, 1], got {area!r}")
-    return float(area)
+    """``area``: the share of the image area a box covers, in (0, 1]."""
+    return OptionChecks(what).number("area", area, 0, 1, open_low=True)
 
 
 def side_pixels(spec: float, side: int, what: str) -> int:

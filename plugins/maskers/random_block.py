@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from sslkit.errors import UserError
 from sslkit.hookspecs import hookimpl
 from sslkit.masking import MaskerBase, StepInfo, boxes_to_masks
+from sslkit.options import OptionChecks
 from sslkit_plugins.maskers._box_size import box_pixels, check_area, check_size
 
 DEFAULT_SIZE = 0.25
@@ -23,8 +23,7 @@ class RandomBlockMasker(MaskerBase):
 
     def __init__(self, size=DEFAULT_SIZE, area=None, count=1):
         what = "masker 'random'"
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise UserError(f"{what}: count must be a whole number >= 1, got {count!r}")
+        count = OptionChecks(what).whole("count", count)
         self.what = what
         self.area = check_area(area, what) if area is not None else None
         self.size = check_size(size, what) if self.area is None else None  # area, when given, wins

@@ -9,30 +9,25 @@ from __future__ import annotations
 
 import torch
 
-from sslkit.errors import UserError
 from sslkit.hookspecs import hookimpl
 from sslkit.masking import MaskerBase, StepInfo, cells_to_masks
+from sslkit.options import OptionChecks
 
 
 class RandomGridMasker(MaskerBase):
     """Hide a fixed number of randomly chosen grid cells per image."""
 
-    def __init__(self, grid=8, ratio=0.6):
-        what = "masker 'random-grid'"
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-            raise UserError(f"{what}: grid must be a whole number >= 1, got {grid!r}")
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
-            raise UserError(f"{what}: ratio must be a share of the cells in (0, 1], got {ratio!r}")
-        self.what = what
-        self.grid = grid
-        self.ratio = float(ratio)
-        self.hidden_cells = max(1, round(self.ratio * grid * grid))
+    def __init__(self, grid=8, ratio=0.75):
+        self.check = OptionChecks("masker 'random-grid'")
+        self.grid = self.check.whole("grid", grid)
+        self.ratio = self.check.number("ratio", ratio, 0, 1, open_low=True)  # a share of the cells
+        self.hidden_cells = max(1, round(self.ratio * self.grid * self.grid))
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
         b, _, height, width = images.shape
         g = self.grid
         if g > min(height, width):
-            raise UserError(f"{self.what}: a {g} x {g} grid needs images of at least {g} px, got {height} x {width}")
+            raise self.check.fail(f"a {g} x {g} grid needs images of at least {g} px, got {height} x {width}")
         keys = self.rand(b, g * g).to(images.device)
         chosen = keys.argsort(dim=1)[:, : self.hidden_cells]
         cells = torch.zeros(b, g * g, dtype=torch.bool, device=images.device).scatter_(1, chosen, True)

@@ -4,11 +4,81 @@ from __future__ import annotations
 
 import click
 
+from sslkit.engine.compare_config import SCRATCH_FULL_PROTOCOL
+from sslkit.engine.device import DEVICE_CHOICES
+from sslkit.evaluation.protocols import (
+    CLASS_WEIGHT_CHOICES,
+    DEFAULT_EPOCHS_HELP,
+    PROTOCOL_HELP,
+    PROTOCOL_NAMES,
+    PROTOCOLS,
+    SELECT_CHOICES,
+)
+from sslkit.runtime import THREADS_HELP
+
+
+def parse_maskers(text: str) -> tuple[list[str], dict[str, str], dict[str, dict]]:
+    """``random,dqn,dqn-masked=dqn:reward=masked,area=0.1`` -> (method names, {alias: masker},
+    {alias: options}).
+
+    An item ``ALIAS=MASKER:KEY=VALUE`` runs MASKER under the name ALIAS with those options, and the
+    ``KEY=VALUE`` items after it are more options of that alias, up to the next plain masker name or
+    ``ALIAS=MASKER:`` item (an alias without options is ``ALIAS=MASKER`` before any alias with
+    options, or ``ALIAS=MASKER:`` anywhere).
+    """
+    from sslkit.errors import UserError
+    from sslkit.options import parse_options
+
+    names: list[str] = []
+    aliases: dict[str, str] = {}
+    options: dict[str, dict] = {}
+    current: str | None = None  # the alias whose options are being read
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if ":" in item:
+            head, _, option = item.partition(":")
+            alias, eq, masker = (v.strip() for v in head.partition("="))
+            if not eq:
+                raise UserError(f"--maskers item '{item}' gives options without an alias name; "
+                                f"write ALIAS=MASKER:KEY=VALUE, e.g. {alias}-2={alias}:{option}")
+            current = alias
+        elif "=" in item and current is not None:
+            options.setdefault(current, {}).update(parse_options((item,), "--maskers"))
+            continue
+        else:
+            alias, _, masker = (v.strip() for v in item.partition("="))
+            option, current = "", None
+            if "=" not in item:
+                names.append(alias)
+                continue
+        if not alias or not masker:
+            raise UserError(f"--maskers item '{item}' needs both an alias and a masker, as in dqn-masked=dqn:reward=masked")
+        if alias in aliases:
+            raise UserError(f"--maskers declares alias '{alias}' twice")
+        names.append(alias)
+        aliases[alias] = masker
+        if option.strip():
+            options.setdefault(alias, {}).update(parse_options((option.strip(),), "--maskers"))
+    return names, aliases, options
+
+
+def parse_label_list(text: str):
+    """``100`` -> 100; ``20,50,100,all`` -> [20, 50, 100, None] (each as ``--labels`` reads it)."""
+    from sslkit.errors import UserError
+    from sslkit.evaluation.labels import parse_label_budget
+
+    items = [v.strip() for v in str(text).split(",")]
+    if any(not v for v in items):
+        raise UserError(f"--labels must list budgets separated by single commas, e.g. 20,50,100,all; got '{text}'")
+    budgets = [parse_label_budget(v) for v in items]
+    return budgets if len(budgets) > 1 else budgets[0]
+
 
 def _masker_options(pairs: tuple[str, ...], maskers: list[str]) -> dict[str, dict]:
     """``dqn:explore=0.2`` -> {"dqn": {"explore": 0.2}}; the masker prefix is required."""
     from sslkit.errors import UserError
-    from sslkit.masking import parse_options
+    from sslkit.options import parse_options
 
     out: dict[str, dict] = {}
     for pair in pairs:
@@ -35,55 +105,77 @@ def _seeds(text: str) -> list[int]:
 
 
 @click.command("compare")
-@click.option("--maskers", default="random,dqn", show_default=True, help="Comma-separated maskers to compare.")
-@click.option("--masker-opt", "masker_opts", multiple=True, metavar="MASKER:KEY=VALUE",
-              help="An option of one masker (repeatable), e.g. dqn:block=2.")
+@click.option("--maskers", default="random-grid,dqn", show_default=True,
+              help="Comma-separated maskers to compare; ALIAS=MASKER:KEY=VALUE,KEY=VALUE runs a masker again under "
+                   "another name with its own options, e.g. random,dqn,dqn-masked=dqn:reward=masked.")
+@click.option("--masker-opt", "masker_opts", multiple=True, metavar="METHOD:KEY=VALUE",
+              help="An option of one masker or alias (repeatable), e.g. dqn:block=2.")
 @click.option("--scratch/--no-scratch", default=True, show_default=True,
               help="Add the baseline: the same network with random weights, fine-tuned the same way.")
+@click.option("--scratch-full", is_flag=True,
+              help="Add 'scratch-full': random weights fine-tuned end to end (--protocol full) on the same splits, "
+                   "the strongest baseline without pretraining.")
+@click.option("--scratch-full-epochs", type=int, default=None, help=f"Epochs of scratch-full (default: {PROTOCOLS[SCRATCH_FULL_PROTOCOL].default_epochs}).")
 @click.option("--data", default=None, metavar="ADAPTER:LOCATION", help="Default: the embedded BUSI 64 px set.")
 @click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
               help="Dataset adapter option (repeatable), used by pretraining and fine-tuning alike.")
 @click.option("--seeds", default="3", show_default=True, metavar="N|S1,S2,...",
               help="How many seeds (0..N-1) or which ones; each seeds pretraining and fine-tuning.")
-@click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all",
-              help="Labelled training images per fine-tuning run.")
-@click.option("--protocol", type=click.Choice(["linear", "paper", "full"]), default="paper", show_default=True,
-              help="Fine-tuning protocol shared by every cell (see 'sslkit finetune --help').")
+@click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all[,...]",
+              help="Labelled training images per fine-tuning run; several (20,50,100,all) add a label-efficiency "
+                   "curve (label_efficiency.png), each pretraining is shared by every budget.")
+@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="paper", show_default=True,
+              help="Fine-tuning protocol shared by every cell. " + PROTOCOL_HELP)
+@click.option("--paper-splits/--no-paper-splits", default=None,
+              help="The authors' balanced 100/100/100 splits for every cell. Default: on for --protocol paper when "
+                   "the data allows, else the dataset's own splits.")
 @click.option("--backbone", default="resnet18", show_default=True)
 @click.option("--backbone-opt", "backbone_opts", multiple=True, metavar="KEY=VALUE")
 @click.option("--image-size", type=int, default=64, show_default=True)
 @click.option("--in-chans", type=int, default=1, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="Seed of generated train/val/test splits (the same for every cell).")
-@click.option("--pretrain-epochs", type=int, default=10, show_default=True)
+@click.option("--pretrain-epochs", type=int, default=30, show_default=True,
+              help="Epochs of each pretraining (the recipe study's choice: 30).")
 @click.option("--pretrain-batch-size", type=int, default=32, show_default=True)
 @click.option("--pretrain-opt", "pretrain_opts", multiple=True, metavar="KEY=VALUE",
               help="Any other pretraining setting for every masker (repeatable), e.g. lr=0.001, loss=full.")
-@click.option("--finetune-epochs", type=int, default=None, help="Default: the protocol's (paper 200).")
+@click.option("--finetune-epochs", type=int, default=None, help=DEFAULT_EPOCHS_HELP)
 @click.option("--finetune-batch-size", type=int, default=32, show_default=True)
 @click.option("--finetune-lr", type=float, default=1e-3, show_default=True)
-@click.option("--class-weights", type=click.Choice(["auto", "none"]), default="auto", show_default=True)
+@click.option("--class-weights", type=click.Choice(CLASS_WEIGHT_CHOICES), default="auto", show_default=True)
 @click.option("--encoder-lr-scale", type=float, default=0.1, show_default=True, help="full protocol only.")
-@click.option("--select", type=click.Choice(["last", "best-val"]), default="last", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--select", type=click.Choice(SELECT_CHOICES), default="last", show_default=True)
+@click.option("--standardize-features/--no-standardize-features", default=True, show_default=True,
+              help="Frozen protocols: standardise the head's input with the labelled features' statistics "
+                   "(off: the raw features, as the authors' code).")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None,
-              help="torch CPU threads (default: torch's choice); 1 is often fastest on a busy shared machine.")
+@click.option("--threads", type=int, default=0, show_default=True, help=THREADS_HELP)
 @click.option("--out", type=click.Path(file_okay=False), default="compare", show_default=True,
               help="Where results.md, results.csv and results.png go.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="Where the cells' run directories (checkpoints) go; default OUT/runs.")
+@click.option("--bootstrap-resamples", type=int, default=2000, show_default=True,
+              help="Test-image resamples behind each 95 % interval of the paired differences.")
+@click.option("--stats-only", type=click.Path(file_okay=False, exists=True), default=None, metavar="OUT",
+              help="Only recompute the paired statistics of an earlier compare from OUT/predictions.csv "
+                   "(no training; writes OUT/differences.csv and OUT/statistics.md).")
 @click.option("--quiet", is_flag=True, help="Only the cell lines and the table, no progress bars.")
 @click.pass_context
-def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, data_opts, seeds, labels, protocol, backbone,
-                    backbone_opts, image_size, in_chans, split_seed, pretrain_epochs, pretrain_batch_size,
-                    pretrain_opts, finetune_epochs, finetune_batch_size, finetune_lr, class_weights,
-                    encoder_lr_scale, select, device, workers, threads, out, runs_dir, quiet) -> None:
+def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_full, scratch_full_epochs, data, data_opts,
+                    seeds, labels, protocol, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
+                    pretrain_epochs, pretrain_batch_size, pretrain_opts, finetune_epochs, finetune_batch_size,
+                    finetune_lr, class_weights, encoder_lr_scale, select, standardize_features, device, workers,
+                    threads, out, runs_dir,
+                    bootstrap_resamples, stats_only, quiet) -> None:
     """Compare maskers (and the from-scratch baseline) under one fine-tuning protocol.
 
     Every masker is pretrained once per seed, then every encoder is fine-tuned and scored on the
-    test split; the table shows mean ± std over seeds. Rerunning the same command reuses the
-    finished cells, so an interrupted comparison continues where it stopped.
+    test split; the table shows mean ± std over seeds, and every method is compared with scratch,
+    scratch-full and random by its paired difference on the same test images with a 95 %
+    bootstrap interval and a verdict (better / worse / not distinguishable). Rerunning the same
+    command reuses the finished cells, so an interrupted comparison continues where it stopped.
 
     \b
     Example (18 minutes on a shared 2-core CPU, docs/results/results.md):
@@ -91,7 +183,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, dat
         --seeds 2 --labels 100 --protocol paper --backbone resnet18 --pretrain-epochs 15 \\
         --threads 1 --out docs/results --runs-dir /tmp/sslkit-compare-runs
     """
-    from sslkit.engine.distributed import main_process_only
+    from sslkit.engine.launch import main_process_only
 
     if not main_process_only("compare"):
         return
@@ -102,26 +194,81 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, data, dat
     from rich.console import Console
 
     from sslkit.cli import load_plugins_for
-    from sslkit.engine.compare import CompareConfig, run_compare
+    from sslkit.engine.compare import CompareConfig, recompute_statistics, run_compare
     from sslkit.evaluation.reporting import summary_table
-    from sslkit.masking import parse_options
+    from sslkit.options import parse_options
 
     console = Console()
-    names = [m.strip() for m in maskers.split(",") if m.strip()]
+    if stats_only is not None:
+        done = recompute_statistics(stats_only, n_resamples=bootstrap_resamples)
+        for table in differences_tables(done["differences"]):
+            console.print(table)
+        console.print(f"wrote {done['csv']}, {done['markdown']}", highlight=False)
+        return
+    names, aliases, alias_options = parse_maskers(maskers)
+    options = _masker_options(masker_opts, names)
+    for alias, values in alias_options.items():
+        options[alias] = {**values, **options.get(alias, {})}
     config = CompareConfig(
-        maskers=names, masker_options=_masker_options(masker_opts, names), scratch=scratch, data=data,
-        data_options=parse_options(data_opts, "--data-opt"),
-        seeds=_seeds(seeds), labels=labels, protocol=protocol, backbone=backbone,
+        maskers=names, masker_options=options, masker_aliases=aliases, scratch=scratch, scratch_full=scratch_full,
+        scratch_full_epochs=scratch_full_epochs, data=data, data_options=parse_options(data_opts, "--data-opt"),
+        seeds=_seeds(seeds), labels=parse_label_list(labels), protocol=protocol, paper_splits=paper_splits,
+        backbone=backbone,
         backbone_options=parse_options(backbone_opts, "--backbone-opt"), image_size=image_size, in_chans=in_chans,
         split_seed=split_seed, pretrain_epochs=pretrain_epochs, pretrain_batch_size=pretrain_batch_size,
         pretrain_options=parse_options(pretrain_opts, "--pretrain-opt"), finetune_epochs=finetune_epochs,
         finetune_batch_size=finetune_batch_size, finetune_lr=finetune_lr, class_weights=class_weights,
-        encoder_lr_scale=encoder_lr_scale, select=select, device=device, workers=workers, threads=threads, out=out,
-        runs_dir=runs_dir,
+        encoder_lr_scale=encoder_lr_scale, select=select, standardize_features=standardize_features, device=device,
+        workers=workers, threads=threads, out=out,
+        runs_dir=runs_dir, bootstrap_resamples=bootstrap_resamples,
     )
     command = "sslkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
-    result = run_compare(config, load_plugins_for(ctx), command=command, quiet=quiet,
-                         say=lambda text: console.print(f"[bold cyan]compare[/bold cyan] {text}", highlight=False))
-    console.print(summary_table(result.summary, title=f"test split, mean ± std over {len(config.seeds)} seed(s)"))
+    try:
+        result = run_compare(config, load_plugins_for(ctx), command=command, quiet=quiet,
+                             say=lambda text: console.print(f"[bold cyan]compare[/bold cyan] {text}", highlight=False))
+    except KeyboardInterrupt:  # Ctrl-C: a pretraining cell saved its checkpoint; finished cells are on disk
+        where = runs_dir or f"{out}/runs"
+        again = f": {command}" if command else " (the same options)"
+        click.echo(f"Interrupted; finished cells and checkpoints are kept in {where}; continue by running the same "
+                   f"command again, which reuses finished cells and resumes an interrupted pretraining{again}", err=True)
+        ctx.exit(130)
+    for budget, summary in result.summaries.items():
+        title = f"test split, {budget} labels, mean ± std over {len(config.seeds)} seed(s)"
+        console.print(summary_table(summary, title=title))
+    for table in differences_tables(result.differences):
+        console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print(f"{result.ran} cell(s) run, {result.reused} reused, {result.seconds / 60:.1f} min; wrote "
                   + ", ".join(str(p) for p in result.files.values()), highlight=False)
+
+
+def differences_tables(differences: dict) -> list:
+    """Rich tables of the paired differences, one per label budget (verdicts coloured)."""
+    from rich.table import Table
+
+    from sslkit.engine.compare_stats import format_difference
+    from sslkit.evaluation.metrics import SCALAR_METRICS
+    from sslkit.evaluation.reporting import METRIC_LABELS
+
+    colour = {"better": "green", "worse": "red"}
+    tables = []
+    for budget, diffs in differences.items():
+        if not diffs:
+            continue
+        table = Table(title=f"paired difference, {budget} labels: method - reference [95 % bootstrap CI], "
+                            f"{diffs[0].images} test images, {diffs[0].seeds} seed(s)")
+        table.add_column("method")
+        table.add_column("vs")
+        for metric in SCALAR_METRICS:
+            table.add_column(METRIC_LABELS[metric], justify="right")
+        by = {(d.method, d.reference, d.metric): d for d in diffs}
+        for method, reference in dict.fromkeys((d.method, d.reference) for d in diffs):
+            cells = []
+            for metric in SCALAR_METRICS:
+                d = by.get((method, reference, metric))
+                text = format_difference(d) if d is not None else ""
+                cells.append(f"[{colour[d.verdict]}]{text}[/]" if d is not None and d.verdict in colour else text)
+            table.add_row(method, reference, *cells)
+        tables.append(table)
+    return tables

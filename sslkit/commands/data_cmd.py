@@ -6,6 +6,9 @@ import json
 
 import click
 
+from sslkit.data.opening import BAD_IMAGE_POLICIES
+from sslkit.data.records import SPLIT_NAMES
+
 
 @click.group("data")
 def data_group() -> None:
@@ -18,7 +21,7 @@ def data_group() -> None:
 
 @data_group.command("inspect")
 @click.argument("spec", required=False, metavar="[ADAPTER:LOCATION]")
-@click.option("--on-bad-image", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
+@click.option("--on-bad-image", type=click.Choice(BAD_IMAGE_POLICIES), default="skip", show_default=True,
               help="Unreadable images: list and leave out (skip), or stop with exit status 2 (error).")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
               help="Validation share for data without its own splits.")
@@ -68,7 +71,7 @@ def _print_report(report) -> None:
     console = Console()
     counts = Table(title=f"{escape(report.name)}: {report.total} images")
     counts.add_column("class", style="bold")
-    splits = ["train", "val", "test"]
+    splits = SPLIT_NAMES
     for split in splits:
         counts.add_column(split, justify="right")
     counts.add_column("total", justify="right")

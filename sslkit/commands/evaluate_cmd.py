@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from sslkit.data.records import SPLIT_NAMES
+from sslkit.engine.device import DEVICE_CHOICES
+from sslkit.runtime import THREADS_HELP
+
 
 @click.command("evaluate")
 @click.option("--classifier", "classifier", type=click.Path(), default=None,
@@ -12,20 +16,21 @@ import click
 @click.option("--encoder", type=click.Path(), default=None, help="With --knn: pretraining run dir or exported encoder.")
 @click.option("--data", default=None, metavar="ADAPTER:LOCATION",
               help="Default: the data the classifier (or the pretraining run) used.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("-k", "--k", "k", type=int, default=20, show_default=True, help="k-NN: neighbours that vote.")
+@click.option("--split", type=click.Choice(SPLIT_NAMES), default="test", show_default=True)
+@click.option("-k", "--k", "k", type=click.IntRange(min=1), default=20, show_default=True, help="k-NN: neighbours that vote.")
 @click.option("--temperature", type=float, default=0.07, show_default=True,
               help="k-NN: votes weigh exp(cosine / T); 0 gives plain majority votes.")
 @click.option("--image-size", type=int, default=None, help="k-NN: default the pretraining run's, else 64.")
 @click.option("--split-seed", type=int, default=None, help="k-NN: default the pretraining run's, else 0.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=0, show_default=True, help=THREADS_HELP)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Where to write evaluate_SPLIT.json/.csv (default: the finetune run dir; k-NN: nowhere).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of tables.")
 @click.pass_context
 def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, k, temperature, image_size,
-                     split_seed, device, workers, out, as_json) -> None:
+                     split_seed, device, workers, threads, out, as_json) -> None:
     """Accuracy, macro F1, AUROC, balanced accuracy, confusion matrix and per-class report.
 
     \b
@@ -34,23 +39,34 @@ def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, 
       sslkit evaluate --classifier runs/ft --data npz:other.npz --split test
       sslkit evaluate --knn --encoder runs/dqn -k 20               # encoder health check
     """
-    from sslkit.engine.distributed import main_process_only
+    from sslkit.engine.launch import main_process_only
 
     if not main_process_only("evaluate"):
         return
 
+    from rich.console import Console
+
+    from sslkit.cli import load_plugins_for
+    from sslkit.engine.device import resolve_device
+    from sslkit.runtime import cpu_threads
+
+    console = Console()
+    plugins = load_plugins_for(ctx)
+    with cpu_threads(threads):
+        _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temperature, image_size, split_seed,
+                  resolve_device(device), workers, out, as_json)
+
+
+def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temperature, image_size, split_seed,
+              device, workers, out, as_json) -> None:
+    """The work of ``sslkit evaluate`` once the plugins, device and threads are set."""
     import json
     import time
     from pathlib import Path
 
-    from rich.console import Console
-
-    from sslkit.cli import load_plugins_for
     from sslkit.errors import UserError
     from sslkit.evaluation.reporting import print_metrics, write_metrics_files
 
-    console = Console()
-    plugins = load_plugins_for(ctx)
     started = time.perf_counter()
     if knn:
         if encoder is None or classifier is not None:

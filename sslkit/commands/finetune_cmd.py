@@ -6,20 +6,25 @@ import time
 
 import click
 
-PROTOCOL_HELP = (
-    "linear: frozen encoder, linear head. paper: frozen encoder, the authors' conv+MLP head, "
-    "weighted loss, 200 epochs. full: whole network, encoder at --encoder-lr-scale x --lr."
+from sslkit.engine.device import DEVICE_CHOICES
+from sslkit.runtime import THREADS_HELP
+from sslkit.evaluation.protocols import (
+    CLASS_WEIGHT_CHOICES,
+    DEFAULT_EPOCHS_HELP,
+    LR_SCHEDULES,
+    PROTOCOL_HELP,
+    PROTOCOL_NAMES,
+    SELECT_CHOICES,
 )
-
 
 def finetune_options(function):
     """The options finetune shares with compare (one definition, one help text)."""
     options = [
-        click.option("--protocol", type=click.Choice(["linear", "paper", "full"]), default="linear",
+        click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="linear",
                      show_default=True, help=PROTOCOL_HELP),
         click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all",
                      help="Labelled training images: a count (100), a fraction of the train split (0.1) or 'all'."),
-        click.option("--class-weights", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+        click.option("--class-weights", type=click.Choice(CLASS_WEIGHT_CHOICES), default="auto", show_default=True,
                      help="auto: loss weights 10*(1 - n_c/N) from the labelled counts (the paper's); none: unweighted."),
         click.option("--batch-size", type=int, default=32, show_default=True),
         click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate of the head."),
@@ -27,16 +32,24 @@ def finetune_options(function):
         click.option("--encoder-lr-scale", type=float, default=0.1, show_default=True,
                      help="full protocol: encoder learning rate = lr x this "
                           "(0 keeps its weights; BatchNorm statistics still adapt)."),
-        click.option("--select", type=click.Choice(["last", "best-val"]), default="last", show_default=True,
+        click.option("--select", type=click.Choice(SELECT_CHOICES), default="last", show_default=True,
                      help="Report the last epoch (the paper's) or the epoch with the best validation macro F1."),
         click.option("--image-size", type=int, default=None, help="Default: the pretraining run's, else 64."),
         click.option("--split-seed", type=int, default=None,
                      help="Seed of generated train/val/test splits; default: the pretraining run's, else 0."),
         click.option("--paper-splits/--no-paper-splits", default=None,
-                     help="Cap val and test at 100 images each (the paper's sizes). "
-                          "Default: on for --protocol paper when the dataset has no official splits."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True),
+                     help="The authors' splits: every split pooled, classes balanced to the smallest, stratified "
+                          "100 val and 100 test images, the rest train. Default: on for --protocol paper when the "
+                          "data allows (enough images, no patient groups), else the dataset's own splits."),
+        click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
+                     help="paper: MultiStepLR x0.33 at 75 % and 87.5 % of the epochs. Default: paper for "
+                          "--protocol paper, else none."),
+        click.option("--standardize-features/--no-standardize-features", default=True, show_default=True,
+                     help="Frozen protocols: standardise the head's input per channel with the labelled training "
+                          "features' mean and std, so a random encoder's feature scale cannot collapse the head."),
+        click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True),
         click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes."),
+        click.option("--threads", type=int, default=0, show_default=True, help=THREADS_HELP),
     ]
     for option in reversed(options):
         function = option(function)
@@ -56,7 +69,7 @@ def finetune_options(function):
 @click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
               help="Dataset adapter option (repeatable); default: the pretraining run's, when --data is not given.")
 @finetune_options
-@click.option("--epochs", type=int, default=None, help="Default per protocol: linear 100, paper 200, full 50.")
+@click.option("--epochs", type=int, default=None, help=DEFAULT_EPOCHS_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Label draw, head init and shuffling.")
 @click.option("--seeds", type=int, default=1, show_default=True,
               help="Run this many seeds (seed, seed+1, ...) into OUT/seedN and print mean ± std.")
@@ -66,7 +79,8 @@ def finetune_options(function):
 @click.pass_context
 def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbone_opts, in_chans, data, data_opts, protocol,
                      labels, class_weights, batch_size, lr, weight_decay, encoder_lr_scale, select, image_size,
-                     split_seed, paper_splits, device, workers, epochs, seed, seeds, out, quiet) -> None:
+                     split_seed, paper_splits, lr_schedule, standardize_features, device, workers, threads, epochs, seed,
+                     seeds, out, quiet) -> None:
     """Fine-tune a classifier on few labels and report accuracy, macro F1, AUROC, balanced accuracy.
 
     \b
@@ -75,7 +89,7 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
       sslkit finetune --encoder runs/dqn --from-scratch --protocol paper    # the baseline
       sslkit finetune --encoder runs/dqn --protocol full --labels 0.1 --seeds 3
     """
-    from sslkit.engine.distributed import main_process_only
+    from sslkit.engine.launch import main_process_only
 
     if not main_process_only("finetune"):
         return
@@ -85,30 +99,26 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
     from rich.console import Console
 
     from sslkit.cli import load_plugins_for
-    from sslkit.engine.finetune import FinetuneConfig, run_finetuning
-    from sslkit.errors import UserError
+    from sslkit.engine.finetune import FinetuneConfig, run_seeds
     from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
-    from sslkit.masking import parse_options
+    from sslkit.options import parse_options
 
-    if seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {seeds}")
     console = Console()
     plugins = load_plugins_for(ctx)
     base = Path(out) if out else Path("runs") / f"finetune-{protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = FinetuneConfig(
+        encoder=encoder, from_scratch=from_scratch, backbone=backbone,
+        backbone_options=parse_options(backbone_opts, "--backbone-opt"), in_chans=in_chans, data=data,
+        data_options=parse_options(data_opts, "--data-opt"),
+        protocol=protocol, labels=labels, epochs=epochs, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, encoder_lr_scale=encoder_lr_scale, class_weights=class_weights,
+        select=select, seed=seed, split_seed=split_seed, image_size=image_size,
+        paper_splits=paper_splits, lr_schedule=lr_schedule, standardize_features=standardize_features,
+        workers=workers, device=device, threads=threads, out=str(base), quiet=quiet,
+    )
     rows = []
-    for offset in range(seeds):
-        run_seed = seed + offset
-        config = FinetuneConfig(
-            encoder=encoder, from_scratch=from_scratch, backbone=backbone,
-            backbone_options=parse_options(backbone_opts, "--backbone-opt"), in_chans=in_chans, data=data,
-            data_options=parse_options(data_opts, "--data-opt"),
-            protocol=protocol, labels=labels, epochs=epochs, batch_size=batch_size, lr=lr,
-            weight_decay=weight_decay, encoder_lr_scale=encoder_lr_scale, class_weights=class_weights,
-            select=select, seed=run_seed, split_seed=split_seed, image_size=image_size,
-            paper_split_sizes=paper_splits, workers=workers, device=device,
-            out=str(base / f"seed{run_seed}" if seeds > 1 else base), quiet=quiet,
-        )
-        result = run_finetuning(config, plugins, log=lambda text: console.print(text, highlight=False))
+    for result in run_seeds(config, seeds, plugins, log=lambda text: console.print(text, highlight=False)):
+        run_seed = result.seed
         title = f"test ({result.metrics['test'].n_samples} images), seed {run_seed}, epoch {result.selected_epoch}"
         print_metrics(console, result.metrics["test"], title)
         if "val" in result.metrics:

@@ -61,7 +61,11 @@ def list_command(ctx: click.Context, kind: str, pattern: str, as_json: bool, sho
     registry = load_plugins_for(ctx).registry(KINDS[kind])
     entries = [e for e in registry.entries() if fnmatch.fnmatch(e.name, pattern)]
     if not entries and pattern != "*":
-        raise UserError(f"no {kind} match '{pattern}'; try 'sslkit list {kind}' to see all {len(registry)}")
+        from sslkit.registry import closest
+
+        hint = closest(pattern, registry.names()) if not any(c in pattern for c in "*?[") else None
+        suggestion = f"; did you mean '{hint}'?" if hint else ";"
+        raise UserError(f"no {kind} match '{pattern}'{suggestion} try 'sslkit list {kind}' to see all {len(registry)}")
     if as_json:
         click.echo(json.dumps([
             {"name": e.name, "description": e.description, "plugin": e.plugin,

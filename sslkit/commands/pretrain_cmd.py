@@ -52,6 +52,11 @@ def _choice(key: str) -> click.Choice:
 @click.option("--backbone", default=_D.backbone, show_default=True,
               help="Encoder backbone: any timm model with features_only, or paper-unet.")
 @click.option("--backbone-opt", multiple=True, metavar="KEY=VALUE", help="Backbone option (repeatable).")
+@click.option("--decoder-skips", type=_choice("decoder_skips"), default=_D.decoder_skips, show_default=True,
+              help="Skip connections of the decoder: all (U-Net), deepest, or none. With every skip the decoder can "
+                   "fill a hole from shallow features and the deep encoder learns little; fewer skips make the "
+                   "reconstruction pass through it. auto (the recipe): none wherever the decoder can drop them "
+                   "(a plugin's own decoder that cannot is kept as built).")
 @click.option("--data", default=None, metavar="ADAPTER:LOCATION",
               help="Dataset, e.g. npz:busi_64.npz or folder:images/ (default: the embedded BUSI 64 px set).")
 @click.option("--data-opt", multiple=True, metavar="KEY=VALUE", help="Dataset adapter option (repeatable).")
@@ -59,7 +64,7 @@ def _choice(key: str) -> click.Choice:
               help="Splits to pretrain on, joined by '+'; 'all' adds the test split as the paper did "
                    "(then test images are no longer unseen in evaluation).")
 @click.option("--image-size", type=int, default=_D.image_size, show_default=True, help="Square input size in pixels.")
-@click.option("--in-chans", type=int, default=_D.in_chans, show_default=True, help="Input channels (1 grey, 3 colour).")
+@click.option("--in-chans", type=int, default=_D.in_chans, show_default=True, help="Input channels: 1 (grey) or 3 (colour); images are converted.")
 @click.option("--on-bad-image", type=_choice("on_bad_image"), default=_D.on_bad_image, show_default=True,
               help="Skip unreadable images (listed at the end) or stop at the first.")
 @click.option("--split-seed", type=int, default=_D.split_seed, show_default=True,
@@ -84,10 +89,16 @@ def _choice(key: str) -> click.Choice:
 @click.option("--device", type=_choice("device"), default=_D.device, show_default=True,
               help="auto: cuda, then mps, then cpu.")
 @click.option("--precision", type=_choice("precision"), default=_D.precision, show_default=True,
-              help="Autocast precision; fp16 uses a gradient scaler.")
+              help="Autocast precision. auto: bf16 where the hardware computes it natively (CUDA GPUs from "
+                   "Ampere on; CPUs with AMX or AVX-512 BF16), else fp32; the choice is printed and saved in "
+                   "config.yaml, and --resume keeps it. fp16 uses a gradient scaler.")
+@click.option("--channels-last/--no-channels-last", default=_D.channels_last, show_default=True,
+              help="Keep the predictor and the images in channels_last (NHWC) layout: faster convolutions, "
+                   "same arithmetic.")
 @click.option("--threads", type=int, default=_D.threads, show_default=True,
               help="CPU threads for PyTorch (0 = one per core); try 1 on a machine busy with other work.")
-@click.option("--compile/--no-compile", default=_D.compile, show_default=True, help="torch.compile the predictor.")
+@click.option("--compile/--no-compile", default=_D.compile, show_default=True, help="torch.compile the predictor: faster steps after a first step that compiles for about a minute "
+                   "on a CPU (needs a C compiler there); works with bf16 and channels_last and resumes exactly.")
 @click.option("--logdir", default=None, metavar="DIR", help="TensorBoard folder (default: RUN_DIR/tensorboard).")
 @click.option("--log-every", type=int, default=_D.log_every, show_default=True, metavar="STEPS",
               help="Log scalars every N steps.")
@@ -122,7 +133,7 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
     from sslkit.engine.distributed import DistInfo
 
     if nproc > 1:
-        from sslkit.engine.distributed import launch_local
+        from sslkit.engine.launch import launch_local
         from sslkit.engine.pretrain import local_batch_size
 
         config = _resolve_config(ctx, config_file, resume)  # bad options fail once, here
@@ -133,11 +144,12 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
         _pretrain(ctx, config_file, resume, dist)
         return
     from sslkit.engine.pretrain import TrainingDiverged, TrainingInterrupted
+    from sslkit.engine.run_lock import RunRefused
     from sslkit.errors import UserError
 
     try:
         _pretrain(ctx, config_file, resume, dist)
-    except (TrainingDiverged, TrainingInterrupted) as stopped:  # agreed by all; rank 0 says why
+    except (TrainingDiverged, TrainingInterrupted, RunRefused) as stopped:  # agreed by all; rank 0 says why
         ctx.exit(getattr(stopped, "exit_code", 130))
     except UserError as error:  # may be this process's own (a node without the data): say who
         error.message = f"rank {dist.rank}: {error.message}"
@@ -190,6 +202,9 @@ def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | N
     else:
         file_values = load_config_file(config_file) if config_file else {}
         config = validate(merge(file_values, explicit, f"config file '{config_file}'" if config_file else "options"))
+    from sslkit.data.transforms import check_in_chans
+
+    check_in_chans(config.in_chans)  # 2 or 4 would make every image unreadable: refuse before any work
     return config
 
 

@@ -56,6 +56,10 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"'{path}' does not exist or is not a file")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # numpy would talk about allow_pickle
+        raise UserError(f"'{path}' is not a readable .npz file (a .npz is a zip archive of arrays; this file is not one)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}

@@ -12,7 +12,9 @@ with any number of workers.
 Images that fail to decode only when loaded (they passed the cheap check at open time) are
 handled in the main process: with ``on_bad_image="error"`` a UserError names the file; with
 ``"skip"`` the sample is dropped from its batch, counted in :attr:`EpochLoader.skipped` and
-named once in a log warning. A worker never raises for a bad image.
+named once in a log warning. A worker never raises for a bad image. A pass in which every image
+fails is a UserError (no run may train on nothing), and so is, with several processes, a batch
+share with no readable image (one process cannot skip a step the others take).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from sslkit.data.records import ArrayImage, BadImage, DatasetSplits, Record
 from sslkit.data.transforms import SamplePipeline, resolve_transform
 from sslkit.errors import UserError
+from sslkit.seeding import derive_seed
 
 log = logging.getLogger("sslkit.data")
 
@@ -173,7 +176,7 @@ class EpochLoader:
         """This rank's sample indices for ``epoch`` (padded by wrapping, like DistributedSampler)."""
         n = len(self.records)
         if self.shuffle:
-            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch * 7_919 + 17) % (2**63))
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch))
             order = torch.randperm(n, generator=generator).tolist()
         else:
             order = list(range(n))
@@ -227,13 +230,35 @@ class EpochLoader:
         yield from self._dataloader
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for batch in self._raw_batches():
+        yielded, bad_here = 0, []
+        for position, batch in enumerate(self._raw_batches(), start=self.start_batch):
             bad = batch.pop("_bad")
             if bad:
                 self._handle_bad(bad)
+                bad_here.extend(bad)
             if len(batch["index"]) == 0:
+                if self.world_size > 1:
+                    raise UserError(self._empty_shard_message(position, bad))
                 continue
+            yielded += 1
             yield batch
+        if yielded == 0 and bad_here:
+            # Every image of the pass failed to decode: training on nothing must not "succeed".
+            file, reason = bad_here[0]
+            raise UserError(
+                f"no usable image: all {len(bad_here)} image(s) read failed to decode (e.g. '{file}': {reason}); "
+                "fix or remove the unreadable files"
+            )
+
+    def _empty_shard_message(self, position: int, bad: list[tuple[str, str]]) -> str:
+        """With several processes one process cannot skip a step alone (the others would wait for
+        it forever in the gradient all-reduce), so a batch share with no readable image stops all."""
+        file, reason = bad[0] if bad else ("?", "?")
+        return (
+            f"every image of this process's share of batch {position + 1} failed to decode (e.g. '{file}': {reason}); "
+            "with several processes a step cannot be skipped by one of them alone: remove the unreadable files "
+            "or train in one process"
+        )
 
     def _handle_bad(self, bad: list[tuple[str, str]]) -> None:
         if self.on_bad_image == "error":
@@ -297,6 +322,9 @@ def make_loader(
         what = "the given records"
     if not records:
         raise UserError(f"dataset {ds.name} has no samples in {what}")
+    from sslkit.data.transforms import check_in_chans
+
+    check_in_chans(in_chans)
     augment = resolve_transform(transform, purpose, image_size)
     # Presets only ever shrink towards image_size, so files may be shrunk to twice that size
     # first (cheaper to augment and to cache); a user pipeline sees the full resolution.

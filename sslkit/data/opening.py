@@ -49,7 +49,7 @@ def split_location_options(location: str) -> tuple[str, dict[str, Any]]:
     if "?" not in location or Path(location).expanduser().exists():
         return location, {}
     path, _, query = location.rpartition("?")
-    from sslkit.masking import parse_options
+    from sslkit.options import parse_options
 
     pairs = [p for p in query.split("&") if p.strip()]
     return path, parse_options(pairs, what="data option")
@@ -79,13 +79,17 @@ def apply_bad_image_policy(ds: DatasetSplits, on_bad_image: str) -> DatasetSplit
     return ds
 
 
-def open_embedded(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2) -> DatasetSplits:
-    """The shipped BUSI 64 px arrays (its own BreastMNIST train/val/test splits)."""
+def open_embedded(
+    *, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2, label_key: str = "labels"
+) -> DatasetSplits:
+    """The shipped BUSI 64 px arrays (its own BreastMNIST train/val/test splits); it takes the
+    ``npz`` adapter's option ``label_key``."""
     from sslkit.data.arrays import open_npz
 
     if not EMBEDDED_DEFAULT.is_file():
         raise UserError(f"the embedded dataset '{EMBEDDED_DEFAULT}' is missing; reinstall sslkit or pass --data")
-    return open_npz(EMBEDDED_DEFAULT, name=EMBEDDED_NAME, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    return open_npz(EMBEDDED_DEFAULT, name=EMBEDDED_NAME, seed=seed, val_fraction=val_fraction,
+                    test_fraction=test_fraction, label_key=label_key)
 
 
 def open_dataset(
@@ -106,15 +110,19 @@ def open_dataset(
     check_policy(on_bad_image)
     check_fractions(val_fraction, test_fraction)
     if spec is None or not str(spec).strip() or str(spec).strip() == "embedded":
-        ds = open_embedded(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+        # Options are checked here too: an unknown one must not be ignored silently.
+        from sslkit.registry import check_options
+
+        extra = {k: v for k, v in (options or {}).items() if k not in COMMON_OPTIONS}
+        check_options("the embedded data", lambda *, label_key="labels": None, extra)
+        ds = open_embedded(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, **extra)
         return apply_bad_image_policy(ds, on_bad_image)
 
     adapter, location = parse_spec(str(spec))
     location, spec_options = split_location_options(location)
-    if plugins is None:
-        from sslkit.plugins import get_plugins
+    from sslkit.plugins import plugins_or_default
 
-        plugins = get_plugins()
+    plugins = plugins_or_default(plugins)
     entry = plugins.datasets.get(adapter)
     if not Path(location).expanduser().exists():
         raise UserError(f"{adapter} data: '{location}' does not exist")

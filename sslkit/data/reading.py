@@ -2,7 +2,7 @@
 
 Reading: OpenCV decodes from bytes (so odd file names work), ``IMREAD_UNCHANGED`` keeps 16-bit
 depth and alpha; PIL is the fallback for what OpenCV cannot read. Failures raise
-:class:`~sslkit.data.records.BadImage` with a short reason.
+:class:`BadImage` with a short reason.
 
 Checking: :func:`quick_check` finds the common broken files without decoding (empty file, a
 text file named ``.png``, a PNG without its end chunk, a JPEG without its end marker, a BMP
@@ -16,7 +16,11 @@ import os
 
 import numpy as np
 
-from sslkit.data.records import BadImage
+
+
+class BadImage(Exception):
+    """An image or mask that cannot be decoded; ``str(error)`` is the reason (not a UserError:
+    whether it is fatal is decided by the ``on_bad_image`` policy, not by the reader)."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -69,6 +73,29 @@ def quick_check(path: str | os.PathLike) -> str | None:
     return None
 
 
+def png_chunk_problem(data: bytes) -> str | None:
+    """None when every chunk of the PNG ``data`` has its stored CRC-32, else what is wrong.
+
+    Checked before decoding because libpng reports corrupt data by printing to the terminal (a
+    stray ``libpng error:`` line) before OpenCV gives up; a CRC pass costs far less than a decode."""
+    import zlib
+
+    position = 8
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        end = position + 8 + length
+        if end + 4 > len(data):
+            return f"truncated PNG (its {kind.decode('latin-1')} chunk runs past the end of the file)"
+        stored = int.from_bytes(data[end:end + 4], "big")
+        if zlib.crc32(data[position + 4:end]) != stored:
+            return f"corrupt PNG (its {kind.decode('latin-1')} chunk fails its checksum)"
+        if kind == b"IEND":
+            return None
+        position = end + 4
+    return "truncated PNG (no IEND chunk)"
+
+
 def read_image_file(path: str | os.PathLike) -> np.ndarray:
     """Decode ``path`` to (H, W) or (H, W, C) in RGB(A) order, keeping its bit depth."""
     import cv2
@@ -79,7 +106,12 @@ def read_image_file(path: str | os.PathLike) -> np.ndarray:
         raise BadImage(f"cannot open: {error.strerror or error}") from None
     if data.size == 0:
         raise BadImage("empty file")
-    if sniff_format(data[:16].tobytes()) is None:
+    kind = sniff_format(data[:16].tobytes())
+    if kind == "png":
+        problem = png_chunk_problem(data.tobytes())
+        if problem:  # libpng would print "libpng error: ..." to the terminal before failing
+            raise BadImage(problem)
+    if kind is None:
         image = None  # never hand text to a decoder that prints warnings
     else:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)

@@ -14,12 +14,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from sslkit.data.reading import BadImage, mask_of, read_image_file  # BadImage: also importable from here
+
+#: The splits every dataset has (each may be empty), in this order everywhere.
 SPLIT_NAMES = ("train", "val", "test")
-
-
-class BadImage(Exception):
-    """An image or mask that cannot be decoded; ``str(error)`` is the reason (not a UserError:
-    whether it is fatal is decided by the ``on_bad_image`` policy, not by the reader)."""
 
 
 @runtime_checkable
@@ -38,8 +36,6 @@ class FileImage:
     path: str
 
     def load(self) -> np.ndarray:
-        from sslkit.data.reading import read_image_file
-
         return read_image_file(self.path)
 
     def describe(self) -> str:
@@ -69,8 +65,6 @@ class LesionMask:
     parts: tuple[Any, ...]
 
     def load(self) -> np.ndarray:
-        from sslkit.data.reading import mask_of
-
         merged = None
         for part in self.parts:
             binary = mask_of(part.load())

@@ -124,3 +124,66 @@ def stratified_subset(records: list[Record], n_or_fraction: int | float, seed: i
         pick = _rng(seed, 15485863, k).choice(len(members), size=int(quota[k]), replace=False)
         chosen.extend(members[j] for j in pick)
     return [records[i] for i in sorted(chosen)]
+
+
+#: The authors' downstream validation and test sizes (BUSI: 100 each, drawn after balancing).
+PAPER_SPLIT_SIZE = 100
+
+
+def paper_split_problem(records: list[Record], size: int = PAPER_SPLIT_SIZE) -> str | None:
+    """Why :func:`paper_splits` cannot be applied to ``records`` (one sentence), or None.
+
+    The pooled draw ignores groups, so data with patient/volume groups is refused (a patient
+    could land in train and test); after balancing, at least ``size`` images must remain for
+    training after the two draws of ``size`` (the authors' 100 labels).
+    """
+    labelled = [r for r in records if r.label is not None and r.label >= 0]
+    if any(r.group is not None for r in labelled):
+        return "the data has patient/volume groups, which the paper's pooled draw would split across train and test"
+    counts: dict[int, int] = defaultdict(int)
+    for r in labelled:
+        counts[r.label] += 1
+    if len(counts) < 2:
+        return "the data has fewer than two labelled classes"
+    pool = min(counts.values()) * len(counts)
+    if pool < 3 * size:
+        return (f"balanced to {min(counts.values())} image(s) per class the data has {pool} images, too few for "
+                f"{size} training, {size} validation and {size} test images")
+    return None
+
+
+def paper_splits(records: list[Record], *, size: int = PAPER_SPLIT_SIZE, seed: int = 0) -> dict[str, list[Record]]:
+    """The authors' downstream splits (``make_balance=True``, then a stratified split).
+
+    Every labelled record of every split is pooled; each class is subsampled (seeded) to the
+    smallest class's count (133 per class for BUSI); a stratified ``size`` go to test, another
+    stratified ``size`` to validation, the rest (199 for BUSI) is train, from which fine-tuning
+    draws its labelled images (``--labels 100``: the authors' 100). Order inside each split
+    follows the input order. Raises a :class:`UserError` when :func:`paper_split_problem` objects.
+    """
+    problem = paper_split_problem(records, size)
+    if problem:
+        raise UserError(f"cannot make the paper's splits: {problem}")
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        if r.label is not None and r.label >= 0:
+            by_label[r.label].append(i)
+    smallest = min(len(v) for v in by_label.values())
+    pool: list[int] = []
+    for k, label in enumerate(sorted(by_label)):
+        members = by_label[label]
+        pick = _rng(seed, 2750159, k).choice(len(members), size=smallest, replace=False)
+        pool.extend(members[j] for j in pick)
+    pool.sort()
+
+    def draw(candidates: list[int], salt: int) -> list[int]:
+        chosen = stratified_subset([records[i] for i in candidates], size, seed=seed * 7 + salt)
+        ids = {id(r) for r in chosen}
+        return [i for i in candidates if id(records[i]) in ids]
+
+    test = draw(pool, 1)
+    rest = [i for i in pool if i not in set(test)]
+    val = draw(rest, 2)
+    taken = set(test) | set(val)
+    return {"train": [records[i] for i in rest if i not in taken],
+            "val": [records[i] for i in val], "test": [records[i] for i in test]}

@@ -162,14 +162,24 @@ def sample_rng(seed: int, epoch: int, index: int) -> tuple[np.random.Generator, 
     return generator, random.Random(int(generator.integers(0, 2**63 - 1)))
 
 
+#: Channel counts every image can be brought to (grey, RGB); others would reject every image.
+SUPPORTED_IN_CHANS = (1, 3)
+
+
+def check_in_chans(in_chans: int) -> None:
+    """Only 1 (grey) and 3 (colour) channels: any image converts to those, while e.g. 2 or 4 would
+    make every image unreadable and a run would train on nothing."""
+    if int(in_chans) not in SUPPORTED_IN_CHANS:
+        raise UserError(f"--in-chans must be 1 (grey) or 3 (colour), got {in_chans}")
+
+
 class SamplePipeline:
     """image (any dtype/channels) + optional mask -> (float32 C x S x S in [-1, 1], bool S x S)."""
 
     def __init__(self, augment, *, image_size: int, in_chans: int, seed: int, prescale: int | None = None):
         if int(image_size) < 1:
             raise UserError(f"--image-size must be positive, got {image_size}")
-        if int(in_chans) < 1:
-            raise UserError(f"--in-chans must be positive, got {in_chans}")
+        check_in_chans(in_chans)
         self.augment = augment
         self.size = int(image_size)
         self.in_chans = int(in_chans)

@@ -5,6 +5,12 @@ target with :func:`os.replace` (atomic on POSIX and Windows): a run killed mid-w
 previous checkpoint intact, never a truncated one. Loading turns a missing or unreadable file into
 one sentence naming it.
 
+Integrity: a checkpoint is a zip archive (``torch.save``'s format); its SHA-256 (over every byte up
+to the archive comment) is stored as the archive comment, ``sslkit-sha256:<hex>``, and checked on
+load, so flipped bits are found instead of resumed from. A comment is part of the zip standard, so
+the file stays a plain ``torch.load``-able checkpoint. :func:`load_latest_good` falls back to the
+newest kept ``epoch_N.pt`` that verifies when ``last.pt`` does not.
+
 Checkpoints are pickles (``torch.save``) because masker plugins may keep arbitrary picklable
 state; load only checkpoints you trust (your own runs). The encoder meant for sharing is exported
 separately as safetensors (:func:`sslkit.models.save_encoder`).
@@ -12,8 +18,11 @@ separately as safetensors (:func:`sslkit.models.save_encoder`).
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import random
+import re
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,27 +31,102 @@ import numpy as np
 import torch
 
 from sslkit.errors import UserError, first_line
-from sslkit.fileio import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
+from sslkit.fileio import atomic_write, atomic_write_path, atomic_write_text  # noqa: F401  (re-exported)
 
 FORMAT = "sslkit-pretrain-checkpoint"
 FORMAT_VERSION = 1
 
 
+DIGEST_PREFIX = b"sslkit-sha256:"
+_EOCD = b"PK\x05\x06"  # zip "end of central directory" record: 22 bytes + comment
+_EOCD_SIZE = 22
+_CHUNK = 1 << 20
+
+
+class CorruptCheckpoint(UserError):
+    """A checkpoint whose bytes do not match the SHA-256 stored in it (or that cannot be read)."""
+
+
+def _digest_of(handle, length: int) -> str:
+    handle.seek(0)
+    digest, left = hashlib.sha256(), length
+    while left > 0:
+        chunk = handle.read(min(_CHUNK, left))
+        if not chunk:
+            break
+        digest.update(chunk)
+        left -= len(chunk)
+    return digest.hexdigest()
+
+
+def _sign(handle) -> None:
+    """Append ``sslkit-sha256:<hex of every byte before the comment length>`` as the zip comment
+    of the archive ``torch.save`` just wrote to ``handle`` (opened for reading and writing)."""
+    handle.flush()
+    handle.seek(0, 2)
+    size = handle.tell()
+    handle.seek(size - _EOCD_SIZE)
+    record = handle.read(_EOCD_SIZE)
+    if not record.startswith(_EOCD) or record[20:22] != b"\x00\x00":
+        raise RuntimeError("torch.save did not end its archive as expected; cannot store a checksum")
+    comment = DIGEST_PREFIX + _digest_of(handle, size - 2).encode("ascii")
+    handle.seek(size - 2)
+    handle.write(struct.pack("<H", len(comment)) + comment)
+
+
+def stored_digest(path: str | Path) -> tuple[str | None, str | None]:
+    """(stored SHA-256, SHA-256 of the file's bytes) of a checkpoint; (None, None) for one written
+    before checksums existed (no sslkit comment)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        tail_len = min(size, _EOCD_SIZE + len(DIGEST_PREFIX) + 64)
+        handle.seek(size - tail_len)
+        tail = handle.read(tail_len)
+        match = re.search(re.escape(DIGEST_PREFIX) + rb"([0-9a-f]{64})$", tail)
+        if match is None:
+            return None, None
+        comment_len = len(match.group(0))
+        return match.group(1).decode("ascii"), _digest_of(handle, size - comment_len - 2)
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """Raise :class:`CorruptCheckpoint` naming ``path`` when its bytes differ from its checksum."""
+    stored, actual = stored_digest(path)
+    if stored is not None and stored != actual:
+        raise CorruptCheckpoint(
+            f"checkpoint '{path}' is corrupt: its SHA-256 does not match the one stored when it was written "
+            "(a disk or copy error changed it)"
+        )
+
+
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically (temp file in the same folder, then rename)."""
-    return atomic_write(path, lambda handle: torch.save(obj, handle))
+    """``torch.save`` to ``path`` atomically (temp file in the same folder, then rename), with its
+    SHA-256 stored inside (see the module docstring)."""
+
+    def fill(tmp: str) -> None:
+        with open(tmp, "w+b") as handle:
+            torch.save(obj, handle)
+            _sign(handle)
+
+    return atomic_write_path(path, fill)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`atomic_save`; missing or corrupt -> one-sentence UserError."""
+    """Read a checkpoint written by :func:`atomic_save`; missing, corrupt (checksum) or unreadable
+    -> one-sentence UserError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint '{path}' does not exist")
     try:
+        verify_checkpoint(path)
+    except OSError as error:
+        raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable ({error.strerror or first_line(error)})") from None
+    try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
         first = first_line(error)
-        raise UserError(f"checkpoint '{path}' is unreadable (truncated or corrupt: {first})") from None
+        raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable (truncated or corrupt: {first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"checkpoint '{path}' is not an sslkit pretraining checkpoint")
     if int(state.get("format_version", 0)) > FORMAT_VERSION:
@@ -50,6 +134,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint '{path}' was written by a newer sslkit (format {state['format_version']}); upgrade sslkit to resume it"
         )
     return state
+
+
+def _epoch_number(path: Path) -> int:
+    match = re.fullmatch(r"epoch_(\d+)\.pt", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def load_latest_good(
+    last: str | Path, map_location: str | torch.device = "cpu", warn: Any = None
+) -> tuple[dict[str, Any], Path]:
+    """``last`` if it verifies, else the newest ``epoch_N.pt`` beside it that does, with ``warn``
+    (a callable taking one sentence) told which file was bad and which one is used instead.
+    No good file at all -> the error of ``last``."""
+    last = Path(last)
+    try:
+        return load_checkpoint(last, map_location), last
+    except CorruptCheckpoint as error:
+        kept = sorted(last.parent.glob("epoch_*.pt"), key=_epoch_number, reverse=True)
+        for candidate in kept:
+            try:
+                state = load_checkpoint(candidate, map_location)
+            except CorruptCheckpoint:
+                continue
+            if warn is not None:
+                warn(f"{error.message}; resuming from the previous good checkpoint '{candidate}' "
+                     f"(step {state.get('step')}) instead")
+            return state, candidate
+        raise
 
 
 def capture_rng_states() -> dict[str, Any]:

@@ -4,6 +4,12 @@
 ``bf16`` (same range as fp32, no scaler needed) or ``fp16`` (needs a gradient scaler so small
 gradients do not underflow; the scaler skips steps whose gradients overflowed). The loss itself is
 always computed in fp32 from the autocast output.
+
+Precision ``auto`` (the default) means bf16 wherever the hardware computes it natively, fp32
+elsewhere: on a CPU with AMX or AVX-512 bf16 units a bf16 channels_last convolution runs 2-4x
+faster than fp32 and learns as well (the quality guard in the README), while on a CPU without them
+bf16 is emulated and slower. :func:`resolve_precision` turns ``auto`` into the concrete name once,
+when a run starts; the run's ``config.yaml`` records that name, so a resumed run keeps it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,56 @@ import torch
 from sslkit.errors import UserError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: What ``--precision`` accepts: a concrete autocast dtype, or ``auto`` (see :func:`resolve_precision`).
+PRECISION_CHOICES = ("auto", *DTYPES)
+#: What ``--device`` accepts.
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic units (Intel AMX, or AVX-512 BF16 on Intel and AMD),
+    so that oneDNN runs bf16 convolutions and matmuls natively instead of emulating them."""
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        check = getattr(cpu, probe, None)
+        try:
+            if callable(check) and check():
+                return True
+        except RuntimeError:  # a torch built without the probe's backend
+            continue
+    return False
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (CUDA: compute capability 8.0 or newer)."""
+    if device.type == "cuda":
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # older torch without the keyword
+            return torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        return cpu_has_native_bf16()
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``; other names pass through."""
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def precision_report(device: torch.device | None = None) -> str:
+    """One line for diagnostics (``sslkit plugins``): what ``--precision auto`` means here, and why."""
+    device = device or resolve_device("auto")
+    chosen = resolve_precision("auto", device)
+    if device.type == "cpu":
+        why = "the CPU has native bf16: AMX or AVX-512 BF16" if chosen == "bf16" else "the CPU has no native bf16 units"
+    elif device.type == "cuda":
+        why = f"{torch.cuda.get_device_name(device)} {'supports' if chosen == 'bf16' else 'lacks'} native bf16"
+    else:
+        why = f"no native bf16 detection for {device.type}"
+    return f"--precision auto -> {chosen} on {device.type} ({why})"
 
 
 def mps_available() -> bool:
@@ -41,7 +97,7 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")
-    raise UserError(f"device '{name}' is not one of auto, cpu, cuda, mps")
+    raise UserError(f"device '{name}' is not one of {', '.join(DEVICE_CHOICES)}")
 
 
 @dataclass
@@ -52,6 +108,7 @@ class Precision:
     device: torch.device
 
     def __post_init__(self) -> None:
+        self.name = resolve_precision(self.name, self.device)
         if self.name not in DTYPES:
             raise UserError(f"precision '{self.name}' is not one of {', '.join(DTYPES)}")
         if self.name == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():

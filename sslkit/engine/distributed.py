@@ -22,7 +22,8 @@ What the engine does with more than one process:
 - :func:`gather_to_main` collects per-process state (masker generators, random states) into the
   one checkpoint that rank 0 writes, so a resumed run continues every process exactly;
   :func:`broadcast_object` hands rank 0's choices (the default run directory) to all.
-- :func:`launch_local` is ``sslkit pretrain --nproc N``: torchrun's own launcher, in-process.
+- :mod:`sslkit.engine.launch` starts the processes (``sslkit pretrain --nproc N``) and lets the
+  commands that are not distributed run on rank 0 alone.
 
 :func:`process_group` does nothing when the caller already joined a group, so a command that runs
 several trainings in a row (e.g. a comparison) can join once around all of them.
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -321,73 +321,3 @@ class StepReducer:
                 self.keys.append(key)
         means = {key: sums[i] / sums[n + i] for key, i in self.index.items() if sums[n + i] > 0}
         return means, sums[2 * n + 1] > 0
-
-
-# ------------------------------------------------------------------------------ launching
-def launch_local(nproc: int, module_args: list[str]) -> int:
-    """Run ``python -m <module_args>`` in ``nproc`` processes on this machine, exactly as
-    ``torchrun --standalone --nproc-per-node nproc -m <module_args>`` would (PyTorch's own
-    launcher and rendezvous on a free port); returns the exit status to report.
-
-    A failed run's status is rank 0's (or the first failed rank's): 2 for a user error, 3 for a
-    NaN stop, 130 for Ctrl-C, 128 + N when a process died of signal N.
-    """
-    import uuid
-
-    from torch.distributed.elastic.multiprocessing import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import elastic_launch
-    from torch.distributed.run import config_from_args, parse_args
-
-    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
-        raise UserError("--nproc starts its own processes; do not combine it with torchrun (drop --nproc there)")
-    args = parse_args(["--standalone", "--nproc-per-node", str(int(nproc)), "-m", *module_args])
-    args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id = "c10d", "localhost:0", str(uuid.uuid4())
-    if args.master_port is None:
-        args.master_port = 29500  # unused by the c10d rendezvous; torchrun sets it the same way
-    config, command, command_args = config_from_args(args)
-    _quiet_launcher_logs()  # the processes report their own errors; the launcher would repeat them
-    try:
-        elastic_launch(config=config, entrypoint=command)(*command_args)
-    except SignalException as error:  # Ctrl-C: the processes got it too, saved and stopped
-        return 128 + int(error.sigval)
-    except ChildFailedError as error:
-        # The processes torchrun stopped itself died of SIGTERM; report a real exit status first.
-        failures = sorted(error.failures.items(), key=lambda item: (item[1].exitcode <= 0, item[0] != 0, item[1].timestamp))
-        for rank, failure in sorted(error.failures.items()):
-            if failure.exitcode < 0 and failure.signal_name() != "SIGTERM":
-                print(f"process {rank} died of signal {failure.signal_name()}", file=sys.stderr)
-        code = int(failures[0][1].exitcode)
-        return 128 - code if code < 0 else (code or 1)
-    return 0
-
-
-def _quiet_launcher_logs() -> None:
-    """Keep only torch.distributed.elastic's critical messages (its loggers set their own levels)."""
-    import logging
-
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher")):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def main_process_only(command: str) -> bool:
-    """Under torchrun, let rank 0 alone run a command that is not distributed.
-
-    Fine-tuning, evaluation and compare train small heads on cached features (seconds), so
-    spreading them over processes gains nothing, while several processes writing one run
-    directory would clash. Rank 0 then carries on as a single process (the launch variables are
-    reset, so a pretraining inside ``compare`` does not wait for partners that left); the other
-    ranks print one line and return False.
-    """
-    import click
-
-    dist = DistInfo.from_env()
-    if not dist.distributed:
-        return True
-    if not dist.is_main:
-        click.echo(f"rank {dist.rank}: 'sslkit {command}' runs on rank 0 only; this process has nothing to do", err=True)
-        return False
-    for name, value in (("WORLD_SIZE", "1"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("LOCAL_WORLD_SIZE", "1")):
-        os.environ[name] = value
-    return True

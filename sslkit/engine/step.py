@@ -1,7 +1,7 @@
 """One pretraining step: masks, reconstruction, loss, predictor update, masker feedback.
 
-Kept apart from the loop (:mod:`sslkit.engine.pretrain`) so that the loop reads as book-keeping
-and benchmarks can time exactly the step the engine runs.
+Kept apart from the loop (:func:`sslkit.engine.train_loop.train_one_epoch`) so that the loop
+reads as book-keeping and benchmarks can time exactly the step the engine runs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from sslkit.engine.device import Precision
 from sslkit.engine.distributed import DistInfo, all_finite
 from sslkit.engine.loss import masked_reconstruction_loss
+from sslkit.engine.soft_mask import soft_mask_loss
 from sslkit.masking import MaskFeedback, StepInfo, apply_mask, validate_masks
 
 
@@ -57,8 +58,12 @@ def train_step(
     loss_kind: str = "masked",
     dist: DistInfo = DistInfo(),
     who: str = "masker",
+    predictor: torch.nn.Module | None = None,
 ) -> StepOutput:
-    """Run one step; raises :class:`NonFiniteLoss` (on every rank) before updating on NaN/inf."""
+    """Run one step; raises :class:`NonFiniteLoss` (on every rank) before updating on NaN/inf.
+
+    ``predictor`` (the plain module behind ``forward``) lets maskers ask for the loss of a soft
+    mask (``MaskFeedback.soft_mask_loss``); without it that field stays None."""
     masks = validate_masks(masker.propose(images, info), images, who)
     masked = apply_mask(images, masks)
     with precision.autocast():
@@ -84,6 +89,7 @@ def train_step(
         per_sample_loss=per_image.detach(),
         step=info,
         lesions=lesions,
+        soft_mask_loss=soft_mask_loss(predictor, precision, loss_kind) if predictor is not None else None,
     )
     scalars = {k: f for k, v in (masker.feedback(feedback) or {}).items() if (f := _to_float(v)) is not None}
     return StepOutput(loss.detach(), masks, masked, reconstruction, scalars)

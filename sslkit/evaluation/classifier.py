@@ -10,7 +10,16 @@ Protocols:
 "Frozen" means more than ``requires_grad=False``: the encoder also stays in eval mode whatever
 ``.train()`` is called with, so BatchNorm neither uses batch statistics nor updates its running
 statistics (the authors' code left them in training mode, silently changing the "frozen"
-encoder). A saved classifier is a directory: the encoder (``sslkit.models.save_encoder``
+encoder).
+
+Frozen heads standardise their input (:class:`FeatureStandardizer`): per-channel mean and
+standard deviation measured once on the labelled training features, then frozen. Without it a
+randomly initialised encoder, whose deepest features can be orders of magnitude larger or smaller
+than a pretrained one's, gives the head logits so large (or small) that Adam at lr 1e-3 collapses
+to predicting one class; the baseline then measures the optimiser, not the features. The shift
+and scale are a per-channel affine map the head could represent itself, so its function class is
+unchanged; only the conditioning differs (the MAE linear probe's affine-free BatchNorm does the
+same with batch statistics). A saved classifier is a directory: the encoder (``sslkit.models.save_encoder``
 format), ``head.safetensors`` and ``classifier.json`` (protocol, head, classes, data settings).
 """
 
@@ -25,32 +34,70 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError
+from sslkit.evaluation.protocols import get_protocol
 from sslkit.fileio import atomic_write_path, atomic_write_text
 
-PROTOCOLS = ("linear", "paper", "full")
-FROZEN_PROTOCOLS = ("linear", "paper")
 CLASSIFIER_JSON = "classifier.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_SUBDIR = "encoder"
 
 
-class LinearHead(nn.Module):
-    """Global average pool of the deepest map, then one linear layer."""
+class FeatureStandardizer(nn.Module):
+    """``(x - mean) / std`` per channel (dim 1), with statistics fitted once and then frozen.
 
-    def __init__(self, in_channels: int, num_classes: int):
+    Fitted on the labelled training features (:meth:`fit`), stored as buffers so a saved head
+    reloads with them. Before fitting it is the identity. A channel that never varies (a dead
+    ReLU of a random network) keeps scale 1, so it maps to exactly 0 instead of dividing by 0.
+    """
+
+    def __init__(self, channels: int):
         super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+
+    @torch.no_grad()
+    def fit(self, inputs: torch.Tensor) -> None:
+        """Statistics over every axis but the channel one (N for vectors, N, h, w for maps)."""
+        dims = [d for d in range(inputs.ndim) if d != 1]
+        values = inputs.double()
+        mean = values.mean(dim=dims)
+        std = values.std(dim=dims, unbiased=False) if inputs.shape[0] > 1 else torch.zeros_like(mean)
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        self.mean.copy_(mean.float())
+        self.std.copy_(std.float())
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (inputs.ndim - 2)
+        return (inputs - self.mean.view(shape)) / self.std.view(shape)
+
+
+class LinearHead(nn.Module):
+    """Global average pool of the deepest map, (standardise,) then one linear layer."""
+
+    def __init__(self, in_channels: int, num_classes: int, *, standardize: bool = False):
+        super().__init__()
+        self.standardizer = FeatureStandardizer(in_channels) if standardize else None
         self.fc = nn.Linear(in_channels, num_classes)
 
+    def head_input(self, features: torch.Tensor) -> torch.Tensor:
+        """What the standardiser sees: the pooled vector the linear layer reads."""
+        return features.mean(dim=(2, 3))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(features.mean(dim=(2, 3)))
+        x = self.head_input(features)
+        if self.standardizer is not None:
+            x = self.standardizer(x)
+        return self.fc(x)
 
 
 class PaperHead(nn.Module):
-    """The authors' downstream head: conv3x3 -> ReLU -> GAP -> 32-16 MLP (ReLU, dropout) -> classes."""
+    """The authors' downstream head: conv3x3 -> ReLU -> GAP -> 32-16 MLP (ReLU, dropout) -> classes
+    (with ``standardize``, the feature maps are standardised per channel before the conv)."""
 
     def __init__(self, in_channels: int, num_classes: int, *, conv_channels: int = 32,
-                 hidden: int = 16, dropout: float = 0.3):
+                 hidden: int = 16, dropout: float = 0.3, standardize: bool = False):
         super().__init__()
+        self.standardizer = FeatureStandardizer(in_channels) if standardize else None
         self.conv = nn.Conv2d(in_channels, conv_channels, kernel_size=3, padding=1)
         self.mlp = nn.Sequential(
             nn.Linear(conv_channels, hidden),
@@ -59,17 +106,30 @@ class PaperHead(nn.Module):
             nn.Linear(hidden, num_classes),
         )
 
+    def head_input(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.standardizer is not None:
+            features = self.standardizer(features)
         x = torch.relu(self.conv(features)).mean(dim=(2, 3))
         return self.mlp(x)
 
 
-def build_head(protocol: str, in_channels: int, num_classes: int) -> nn.Module:
-    if protocol not in PROTOCOLS:
-        raise UserError(f"unknown protocol '{protocol}'; known: {', '.join(PROTOCOLS)}")
-    if protocol == "paper":
-        return PaperHead(in_channels, num_classes)
-    return LinearHead(in_channels, num_classes)
+def fit_head_standardization(head: nn.Module, features: torch.Tensor) -> None:
+    """Fit ``head``'s standardiser (if it has one) on the training feature maps ``features``."""
+    standardizer = getattr(head, "standardizer", None)
+    if standardizer is not None:
+        standardizer.fit(head.head_input(features))
+
+
+def build_head(protocol: str, in_channels: int, num_classes: int, *, standardize: bool | None = None) -> nn.Module:
+    """The protocol's head; ``standardize`` None = on for the frozen protocols (see the module doc)."""
+    spec = get_protocol(protocol)
+    if standardize is None:
+        standardize = spec.frozen
+    heads = {"paper": PaperHead, "linear": LinearHead}
+    return heads[spec.head](in_channels, num_classes, standardize=standardize)
 
 
 class Classifier(nn.Module):
@@ -77,8 +137,7 @@ class Classifier(nn.Module):
 
     def __init__(self, encoder: nn.Module, head: nn.Module, protocol: str):
         super().__init__()
-        if protocol not in PROTOCOLS:
-            raise UserError(f"unknown protocol '{protocol}'; known: {', '.join(PROTOCOLS)}")
+        get_protocol(protocol)  # an unknown name is one sentence
         self.encoder = encoder
         self.head = head
         self.protocol = protocol
@@ -88,7 +147,7 @@ class Classifier(nn.Module):
 
     @property
     def frozen(self) -> bool:
-        return self.protocol in FROZEN_PROTOCOLS
+        return get_protocol(self.protocol).frozen
 
     def train(self, mode: bool = True) -> "Classifier":
         super().train(mode)
@@ -105,10 +164,11 @@ class Classifier(nn.Module):
         return self.head(features)
 
 
-def new_classifier(encoder: nn.Module, protocol: str, num_classes: int) -> Classifier:
+def new_classifier(encoder: nn.Module, protocol: str, num_classes: int, *,
+                   standardize: bool | None = None) -> Classifier:
     """A classifier with a freshly initialised head on ``encoder``'s deepest features."""
     channels = int(encoder.feature_channels[-1])
-    return Classifier(encoder, build_head(protocol, channels, num_classes), protocol)
+    return Classifier(encoder, build_head(protocol, channels, num_classes, standardize=standardize), protocol)
 
 
 def save_classifier(classifier: Classifier, directory: str | Path, meta: dict[str, Any]) -> Path:
@@ -127,6 +187,7 @@ def save_classifier(classifier: Classifier, directory: str | Path, meta: dict[st
         "protocol": classifier.protocol,
         "head": type(classifier.head).__name__,
         "head_in_channels": int(classifier.encoder.feature_channels[-1]),
+        "feature_standardization": getattr(classifier.head, "standardizer", None) is not None,
         **meta,
     }
     atomic_write_text(directory / CLASSIFIER_JSON, json.dumps(info, indent=2, default=str))
@@ -157,7 +218,9 @@ def load_classifier(path: str | Path, plugins=None) -> tuple[Classifier, dict[st
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise UserError(f"'{directory / CLASSIFIER_JSON}' is not a valid sslkit classifier file ({error})") from None
     encoder = load_encoder(directory / ENCODER_SUBDIR, plugins=plugins)
-    classifier = new_classifier(encoder, protocol, num_classes)
+    # classifiers saved before feature standardisation existed have no such key: no standardiser
+    classifier = new_classifier(encoder, protocol, num_classes,
+                                standardize=bool(info.get("feature_standardization", False)))
     try:
         classifier.head.load_state_dict(load_file(str(directory / HEAD_FILE)))
     except Exception as error:  # missing, corrupt or mismatched file
@@ -167,23 +230,32 @@ def load_classifier(path: str | Path, plugins=None) -> tuple[Classifier, dict[st
 
 
 @torch.no_grad()
-def predict(classifier: Classifier, loader, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(labels (N,), class probabilities (N, K)) over ``loader`` in eval mode.
+def predict_indexed(classifier: Classifier, loader,
+                    device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(record indices (N,), labels (N,), class probabilities (N, K)) over ``loader`` in eval mode.
 
-    The one forward pass behind every reported figure (finetune's final scores and
-    ``sslkit evaluate``), so both give identical numbers.
+    The one forward pass behind every reported figure (finetune's final scores, its saved
+    predictions and ``sslkit evaluate``), so all give identical numbers. The indices are the
+    loader's positions in its records, so predictions can be tied to image ids.
     """
     was_training = classifier.training
     classifier.eval()
-    labels, probs = [], []
+    indices, labels, probs = [], [], []
     try:
         for batch in loader:
             logits = classifier(batch["image"].to(device))
             probs.append(torch.softmax(logits.float(), dim=1).cpu())
             labels.append(batch["label"].cpu())
+            indices.append(batch["index"].cpu())
     finally:
         classifier.train(was_training)
-    return torch.cat(labels).numpy(), torch.cat(probs).numpy()
+    return torch.cat(indices).numpy(), torch.cat(labels).numpy(), torch.cat(probs).numpy()
+
+
+def predict(classifier: Classifier, loader, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,), class probabilities (N, K)) over ``loader``; see :func:`predict_indexed`."""
+    _, labels, probs = predict_indexed(classifier, loader, device)
+    return labels, probs
 
 
 def evaluate_loader(classifier: Classifier, loader, device, class_names: list[str]):

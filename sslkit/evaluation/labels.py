@@ -72,21 +72,33 @@ def select_records(
     split_seed: int = 0,
     cap_val: int | None = None,
     cap_test: int | None = None,
+    paper: bool = False,
 ) -> FinetuneRecords:
     """Labelled train subset (seeded by ``seed``), validation and test records of ``ds``.
 
+    ``paper``: replace the dataset's splits by the authors' (:func:`sslkit.data.splits.paper_splits`:
+    every split pooled, classes balanced, stratified 100 test and 100 validation images), drawn
+    with ``split_seed`` so every run seed shares them.
     ``cap_val`` / ``cap_test`` draw at most that many validation/test images, stratified and
     seeded by ``split_seed`` (the same images whatever ``seed`` is). Unlabelled records are left
     out everywhere: they cannot be learnt from or scored.
     """
-    from sslkit.data import stratified_subset
+    from sslkit.data import SPLIT_NAMES, stratified_subset
 
     if not ds.class_names:
         raise UserError(f"dataset '{ds.name}' has no class labels, so it cannot be used for fine-tuning")
     notes: list[str] = []
-    train = _labelled(ds.splits.get("train", []))
-    val = _labelled(ds.splits.get("val", []))
-    test = _labelled(ds.splits.get("test", []))
+    splits = ds.splits
+    if paper:
+        from sslkit.data.splits import paper_splits
+
+        splits = paper_splits(_labelled(ds.records()), seed=split_seed)
+        sizes = {name: len(splits[name]) for name in SPLIT_NAMES}
+        notes.append(f"paper splits: classes balanced to {sum(sizes.values())} images, "
+                     f"{sizes['train']} train / {sizes['val']} val / {sizes['test']} test")
+    train = _labelled(splits.get("train", []))
+    val = _labelled(splits.get("val", []))
+    test = _labelled(splits.get("test", []))
     if not train:
         raise UserError(f"dataset '{ds.name}' has no labelled training images")
     if not test:

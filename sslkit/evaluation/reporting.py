@@ -6,8 +6,6 @@ three commands agree on names, order and number formats.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from sslkit.csvfiles import write_csv
 from sslkit.evaluation.metrics import SCALAR_METRICS, Metrics
 from sslkit.fileio import atomic_write_text
 
@@ -86,13 +85,8 @@ def write_metrics_files(directory: str | Path, results: Mapping[str, Metrics], *
     payload = {**(extra or {}), "splits": {split: m.to_dict() for split, m in results.items()}}
     json_path = directory / f"{stem}.json"
     atomic_write_text(json_path, json.dumps(payload, indent=2, default=str))
-    csv_path = directory / f"{stem}.csv"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["split", *SCALAR_METRICS, "n_samples"])
-    for split, m in results.items():
-        writer.writerow([split, *(_csv_float(m.scalars[n]) for n in SCALAR_METRICS), m.n_samples])
-    atomic_write_text(csv_path, buffer.getvalue())
+    rows = [{"split": split, **m.scalars, "n_samples": m.n_samples} for split, m in results.items()]
+    csv_path = write_csv(directory / f"{stem}.csv", rows, ["split", *SCALAR_METRICS, "n_samples"], float_format=".6f")
     return json_path, csv_path
 
 
@@ -101,10 +95,6 @@ def read_metrics_json(path: str | Path) -> tuple[dict[str, Metrics], dict[str, A
     data = json.loads(Path(path).read_text())
     splits = {split: Metrics.from_dict(d) for split, d in data.pop("splits", {}).items()}
     return splits, data
-
-
-def _csv_float(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.6f}"
 
 
 def write_tensorboard_scalars(writer, prefix: str, scalars: Mapping[str, float], step: int) -> None:
@@ -198,14 +188,8 @@ def rows_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> 
 
 
 def write_rows_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: (_csv_float(v) if isinstance(v, float) else v) for c, v in row.items()})
-    return path
+    """Result rows (``results.csv``, ``differences.csv``): figures to 6 decimals, NaN empty, atomic."""
+    return write_csv(path, rows, columns, float_format=".6f")
 
 
 def majority_reference(supports: Sequence[int]) -> dict[str, float]:
@@ -223,9 +207,11 @@ def majority_reference(supports: Sequence[int]) -> dict[str, float]:
 
 def plot_summary(path: str | Path, rows: Sequence[Mapping[str, Any]], *, by: str = "method",
                  metrics: Sequence[str] = SCALAR_METRICS, title: str = "",
-                 reference: Mapping[str, float] | None = None) -> Path:
+                 reference: Mapping[str, float] | None = None, differences: Sequence[Any] = ()) -> Path:
     """Grouped bars (mean ± std per method and metric) with each run as a dot, as a PNG;
-    ``reference`` (e.g. :func:`majority_reference`) is drawn as a dashed line per metric."""
+    ``reference`` (e.g. :func:`majority_reference`) is drawn as a dashed line per metric.
+    ``differences`` (:class:`sslkit.evaluation.statistics.Difference`) add a panel per reference:
+    each method's paired difference with its 95 % interval as an error bar."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
@@ -235,7 +221,11 @@ def plot_summary(path: str | Path, rows: Sequence[Mapping[str, Any]], *, by: str
     methods = [e[by] for e in summary]
     x = np.arange(len(metrics))
     width = 0.8 / max(1, len(methods))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(metrics), 4.2), dpi=120)
+    references = list(dict.fromkeys(d.reference for d in differences))
+    panel_width = 1.6 + 1.9 * len(metrics)
+    fig, axes = plt.subplots(1, 1 + len(references), figsize=(panel_width * (1 + len(references)), 4.2), dpi=120,
+                             squeeze=False)
+    ax = axes[0][0]
     colours = plt.get_cmap("tab10")
     for i, entry in enumerate(summary):
         offset = x - 0.4 + width * (i + 0.5)
@@ -257,9 +247,79 @@ def plot_summary(path: str | Path, rows: Sequence[Mapping[str, Any]], *, by: str
     ax.legend(loc="upper center", ncol=4, fontsize="small", frameon=False)
     if title:
         ax.set_title(title, fontsize="medium")
+    for panel, ref in zip(axes[0][1:], references):
+        _plot_differences(panel, [d for d in differences if d.reference == ref], methods, metrics, ref, colours)
+    return _save_figure(fig, path)
+
+
+def _plot_differences(ax, differences: Sequence[Any], methods: Sequence[str], metrics: Sequence[str],
+                      reference: str, colours) -> None:
+    """One panel: method - reference per metric, error bars = the 95 % bootstrap interval."""
+    shown = [m for m in methods if any(d.method == m for d in differences)]
+    x = np.arange(len(metrics))
+    width = 0.8 / max(1, len(shown))
+    by = {(d.method, d.metric): d for d in differences}
+    for m in shown:
+        i = methods.index(m)
+        offset = x - 0.4 + width * (shown.index(m) + 0.5)
+        values, low, high = [], [], []
+        for metric in metrics:
+            d = by.get((m, metric))
+            ok = d is not None and not math.isnan(d.ci_low)
+            values.append(d.difference if d is not None else np.nan)
+            low.append(d.difference - d.ci_low if ok else 0.0)
+            high.append(d.ci_high - d.difference if ok else 0.0)
+        ax.errorbar(offset, values, yerr=[low, high], fmt="o", capsize=4, color=colours(i % 10), label=m)
+    ax.axhline(0.0, color="0.2", lw=1)
+    ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])
+    ax.set_ylabel(f"method - {reference} (95 % CI)")
+    ax.set_title(f"paired difference against {reference}", fontsize="medium")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="best", fontsize="small", frameon=False)
+
+
+def plot_label_efficiency(path: str | Path, curves: Mapping[str, Mapping[str, Mapping[str, tuple]]],
+                          sizes: Mapping[str, float], methods: Sequence[str], *,
+                          metrics: Sequence[str] = SCALAR_METRICS, title: str = "") -> Path:
+    """One panel per metric: each method's score against the number of labelled images (mean
+    over seeds), with its 95 % bootstrap interval as a band. ``curves``: budget -> method ->
+    metric -> (mean, low, high); ``sizes``: budget -> labelled images (the x position)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sorted((b for b in curves if not math.isnan(sizes.get(b, float("nan")))), key=lambda b: sizes[b])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.6), dpi=120, squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, metric in zip(axes[0], metrics):
+        for i, method in enumerate(methods):
+            points = [(sizes[b], *curves[b][method][metric]) for b in budgets if method in curves[b]]
+            if not points:
+                continue
+            xs, means, lows, highs = (np.array(v, dtype=float) for v in zip(*points))
+            ax.plot(xs, means, marker="o", color=colours(i % 10), label=method)
+            ax.fill_between(xs, lows, highs, color=colours(i % 10), alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_xticks([sizes[b] for b in budgets], [f"{b}\n({sizes[b]:.0f})" if b == "all" else b for b in budgets])
+        ax.minorticks_off()
+        ax.set_xlabel("labelled images")
+        ax.set_title(METRIC_LABELS.get(metric, metric), fontsize="medium")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small", frameon=False)
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (atomically: a results.png is never half a file) and close a figure."""
+    import matplotlib.pyplot as plt
+
+    from sslkit.fileio import atomic_write_path
+
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    atomic_write_path(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png"))
     plt.close(fig)
     return path

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sslkit.data.records import SPLIT_NAMES
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -29,19 +28,21 @@ class SavedEvaluation:
 
 
 def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, split: str = "test",
-                              device: str = "auto", workers: int = 0, plugins=None) -> SavedEvaluation:
+                              device: Any = "cpu", workers: int = 0, plugins=None) -> SavedEvaluation:
     """Metrics of the classifier at ``path`` on ``split`` of ``data`` (default: its own data).
 
     ``train`` scores every labelled training image (not only the few it was trained on).
+    ``device`` is a concrete device (``torch.device`` or ``"cpu"``/``"cuda"``); the command
+    resolves ``--device auto`` before calling.
     """
     from sslkit.data import make_loader, open_dataset
-    from sslkit.engine.device import resolve_device
-    from sslkit.engine.finetune import PAPER_SPLIT_SIZE
+    from sslkit.data.splits import PAPER_SPLIT_SIZE
     from sslkit.evaluation.classifier import evaluate_loader, find_classifier_dir, load_classifier
     from sslkit.evaluation.labels import select_records
 
-    if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if split not in SPLIT_NAMES:
+        raise UserError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got '{split}'")
+    device_ = _concrete_device(device)
     classifier, info = load_classifier(path, plugins=plugins)
     directory = find_classifier_dir(path)
     run_dir = directory.parent if (directory.parent / "metrics.json").is_file() else None
@@ -54,12 +55,13 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
             f"the classifier knows classes {info['class_names']} but the data has {ds.class_names}; "
             "evaluate it on data with the same classes"
         )
+    # "paper_split_sizes" (val/test capped at 100) is what classifiers saved before the paper splits wrote
     cap = PAPER_SPLIT_SIZE if info.get("paper_split_sizes") else None
-    records = select_records(ds, None, seed=0, split_seed=split_seed, cap_val=cap, cap_test=cap)
+    records = select_records(ds, None, seed=0, split_seed=split_seed, cap_val=cap, cap_test=cap,
+                             paper=bool(info.get("paper_splits")))
     chosen = {"train": records.labelled, "val": records.val, "test": records.test}[split]
     if not chosen:
         raise UserError(f"the '{split}' split of '{ds.name}' has no labelled images")
-    device_ = resolve_device(device)
     loader = make_loader(ds, records=chosen, purpose="eval", image_size=int(info.get("image_size", 64)),
                          in_chans=int(info.get("in_chans", 1)), batch_size=int(info.get("eval_batch_size", 64)),
                          workers=workers, shuffle=False)
@@ -86,26 +88,36 @@ def compare_with_run(evaluation: SavedEvaluation) -> tuple[bool, dict[str, tuple
 
 def knn_for_encoder(path: str | Path, *, data: str | None = None, split: str = "test", k: int = 20,
                     temperature: float = 0.07, image_size: int | None = None, split_seed: int | None = None,
-                    batch_size: int = 64, device: str = "auto", workers: int = 0, plugins=None):
+                    batch_size: int = 64, device: Any = "cpu", workers: int = 0, plugins=None):
     """k-NN health check of the encoder at ``path`` (bank: the train split; queries: ``split``).
 
     Data, image size and split seed default to the pretraining run's, so the queries are the
-    images pretraining held out.
+    images pretraining held out. ``device`` is concrete, as for :func:`evaluate_saved_classifier`.
     """
     from sslkit.data import open_dataset
-    from sslkit.engine.device import resolve_device
-    from sslkit.engine.finetune import inherit_data_settings, locate_encoder
     from sslkit.evaluation.knn import knn_on_dataset
     from sslkit.models import load_encoder
+    from sslkit.rundir import inherit_data_settings, locate_encoder
 
     if split not in ("val", "test"):
         raise UserError(f"k-NN queries come from 'val' or 'test', got '{split}'")
+    device_ = _concrete_device(device)
     where, run_config = locate_encoder(path)
     encoder = load_encoder(where, plugins=plugins)
     spec, options, seed, size = inherit_data_settings(run_config, data, None, split_seed, image_size)
     ds = open_dataset(spec, plugins=plugins, seed=seed, options=options or None)
-    device_ = resolve_device(device)
     result = knn_on_dataset(encoder.to(device_), ds, bank_split="train", query_split=split, k=k,
                             temperature=temperature, image_size=size, batch_size=batch_size,
                             workers=workers, device=device_)
     return result, ds
+
+
+def _concrete_device(device: Any):
+    """``device`` as a ``torch.device``; ``auto`` is the caller's to resolve (the commands use
+    :func:`sslkit.engine.device.resolve_device`, which this layer does not import)."""
+    import torch
+
+    if str(device) == "auto":
+        raise UserError("device 'auto' must be resolved before scoring (sslkit.engine.device.resolve_device); "
+                        "give a concrete device such as 'cpu' or 'cuda'")
+    return torch.device(device)

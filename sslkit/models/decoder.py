@@ -15,6 +15,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Which encoder maps the decoder may concatenate (``--decoder-skips``). ``all`` is the U-Net;
+#: ``deepest`` keeps only the skip from the map just above the bottleneck; ``none`` makes the
+#: decoder reconstruct from the deepest map alone. With every skip, a decoder can inpaint a small
+#: hole from the shallow maps around it, so the deep encoder layers (the ones fine-tuning uses) may
+#: learn little; fewer skips force the reconstruction through them. ``auto`` (the default) is
+#: ``none`` for every decoder that can drop its skips (sslkit's, and a plugin's whose
+#: ``make_decoder`` takes ``skips``) and leaves any other plugin decoder as its author built it.
+SKIP_CHOICES = ("all", "deepest", "none")
+SKIP_SETTINGS = ("auto", *SKIP_CHOICES)
+AUTO_SKIPS = "none"
+
+
+def used_skips(count: int, skips: str) -> list[bool]:
+    """For ``count`` skips listed deep to shallow, whether each is concatenated."""
+    if skips == "auto":
+        skips = AUTO_SKIPS
+    if skips not in SKIP_CHOICES:
+        raise ValueError(f"decoder skips '{skips}' is not one of {', '.join(SKIP_SETTINGS)}")
+    if skips == "all":
+        return [True] * count
+    if skips == "deepest":
+        return [i == 0 for i in range(count)]
+    return [False] * count
+
 
 def conv_bn_relu(in_chans: int, out_chans: int) -> list[nn.Module]:
     """conv3x3 (no bias, BN follows) - BatchNorm - ReLU."""
@@ -46,6 +70,7 @@ class UNetDecoder(nn.Module):
         decoder_channels: Sequence[int] | None = None,
         head_channels: int = 16,
         upsample_mode: str = "bilinear",
+        skips: str = "all",
     ):
         super().__init__()
         chans = [int(c) for c in feature_channels]
@@ -55,10 +80,11 @@ class UNetDecoder(nn.Module):
         if len(decoder_channels) != len(chans) - 1:
             raise ValueError(f"need {len(chans) - 1} decoder_channels, got {len(decoder_channels)}")
         self.upsample_mode = upsample_mode
+        self.uses_skip = used_skips(len(chans) - 1, skips)
         self.stages = nn.ModuleList()
         below = chans[-1]
-        for skip, width in zip(reversed(chans[:-1]), reversed(list(decoder_channels))):
-            self.stages.append(DoubleConv(below + skip, width))
+        for skip, width, used in zip(reversed(chans[:-1]), reversed(list(decoder_channels)), self.uses_skip):
+            self.stages.append(DoubleConv(below + (skip if used else 0), width))
             below = width
         self.head = nn.Sequential(*conv_bn_relu(below, head_channels), nn.Conv2d(head_channels, out_chans, 1))
 
@@ -71,6 +97,7 @@ class UNetDecoder(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor], output_size: Sequence[int]) -> torch.Tensor:
         x = features[-1]
-        for stage, skip in zip(self.stages, reversed(features[:-1])):
-            x = stage(torch.cat([self._resize(x, skip.shape[-2:]), skip], dim=1))
+        for stage, skip, used in zip(self.stages, reversed(features[:-1]), self.uses_skip):
+            x = self._resize(x, skip.shape[-2:])
+            x = stage(torch.cat([x, skip], dim=1) if used else x)
         return self.head(self._resize(x, output_size))

@@ -7,13 +7,14 @@ own decoder when it has one (``make_decoder``) and the generic U-Net decoder oth
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
 from sslkit.errors import UserError, first_line
-from sslkit.models.decoder import UNetDecoder
+from sslkit.models.decoder import AUTO_SKIPS, SKIP_SETTINGS, UNetDecoder
 from sslkit.models.encoder import Encoder
 
 #: options that only say where initial weights came from; the exported weights supersede them.
@@ -63,12 +64,24 @@ def build_encoder(name: str, *, in_chans: int, plugins: Any = None, **options: A
     return encoder
 
 
-def build_decoder(encoder: Encoder, out_chans: int) -> nn.Module:
-    """The backbone's own decoder if it offers one, else :class:`UNetDecoder`."""
+def build_decoder(encoder: Encoder, out_chans: int, skips: str = "all") -> nn.Module:
+    """The backbone's own decoder if it offers one, else :class:`UNetDecoder`; ``skips`` says
+    which encoder maps it concatenates (see :data:`sslkit.models.decoder.SKIP_SETTINGS`).
+
+    A plugin's ``make_decoder(out_chans)`` that takes no ``skips`` argument is used as its author
+    built it under ``auto`` and ``all``; asking it for fewer skips is a one-sentence error."""
+    if skips not in SKIP_SETTINGS:
+        raise UserError(f"decoder skips '{skips}' is not one of {', '.join(SKIP_SETTINGS)}")
     make = getattr(encoder, "make_decoder", None)
     if callable(make):
-        return make(out_chans)
-    return UNetDecoder(encoder.feature_channels, out_chans)
+        if "skips" in inspect.signature(make).parameters:
+            return make(out_chans, skips=AUTO_SKIPS if skips == "auto" else skips)
+        if skips in ("auto", "all"):
+            return make(out_chans)
+        name = getattr(encoder, "spec", {}).get("backbone", type(encoder).__name__)
+        raise UserError(f"backbone '{name}' has its own decoder, which cannot drop skip connections "
+                        f"(--decoder-skips {skips}); use --decoder-skips auto or all")
+    return UNetDecoder(encoder.feature_channels, out_chans, skips=skips)
 
 
 def check_input_size(encoder: nn.Module, image_size: int | tuple[int, int], in_chans: int | None = None) -> None:
@@ -95,7 +108,9 @@ def check_input_size(encoder: nn.Module, image_size: int | tuple[int, int], in_c
         encoder.train(was_training)
 
 
-def build_predictor(backbone: str, *, in_chans: int, plugins: Any = None, **backbone_options: Any) -> Predictor:
+def build_predictor(
+    backbone: str, *, in_chans: int, plugins: Any = None, decoder_skips: str = "all", **backbone_options: Any
+) -> Predictor:
     """Encoder ``backbone`` plus a decoder reconstructing ``in_chans`` channels."""
     encoder = build_encoder(backbone, in_chans=in_chans, plugins=plugins, **backbone_options)
-    return Predictor(encoder, build_decoder(encoder, int(in_chans)))
+    return Predictor(encoder, build_decoder(encoder, int(in_chans), decoder_skips))

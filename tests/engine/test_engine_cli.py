@@ -27,10 +27,10 @@ def _error_line(result) -> str:
         (["--backbone", "resnet81"], "unknown backbone 'resnet81'; did you mean"),
         (["--epochs", "0"], "epochs must be at least 1, got 0"),
         (["--image-size", "7"], "image-size must be at least 16 pixels, got 7"),
-        (["--masker-opt", "sise=0.3"], "masker 'random' has no option 'sise'; did you mean 'size'?"),
+        (["--masker", "random", "--masker-opt", "sise=0.3"], "masker 'random' has no option 'sise'; did you mean 'size'?"),
         (["--masker-opt", "size"], "--masker-opt 'size' is not of the form key=value"),
         (["--pretrain-splits", "train+tset"], "(did you mean 'test'?)"),
-        (["--warmup-epochs", "20"], "warmup-epochs must be at least 0 and less than epochs (10)"),
+        (["--warmup-epochs", "40"], "warmup-epochs must be at least 0 and less than epochs (30)"),
     ],
 )
 def test_user_errors_exit_2_with_one_sentence(args, expected, tmp_path):

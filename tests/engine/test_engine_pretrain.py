@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from sslkit.engine.config import PretrainConfig, load_run_config
+from sslkit.engine.device import resolve_precision
 from sslkit.engine.pretrain import masked_reconstruction_loss, run_pretraining
 from sslkit.errors import UserError
 
@@ -26,7 +28,10 @@ def finished_run(tmp_path_factory, tiny_npz):
 
 def test_run_directory_holds_everything(finished_run):
     run_dir, final, config = finished_run
-    assert load_run_config(run_dir) == config
+    saved = load_run_config(run_dir)
+    # `auto` precision is recorded as what the run used, so --resume keeps it on any machine.
+    assert config.precision == "auto" and saved.precision == resolve_precision("auto", torch.device("cpu"))
+    assert saved == dataclasses.replace(config, precision=saved.precision)
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch_1.pt", "epoch_2.pt", "last.pt"]
     assert (run_dir / "encoder" / "encoder.safetensors").is_file()
     assert final["epochs"] == 2 and final["steps"] == 6  # 12 train+val images, batch 4, 2 epochs
@@ -49,8 +54,8 @@ def test_metrics_files(finished_run):
     assert {"loss", "lr", "images_per_s", "mask/area_fraction", "mask/lesion_hit_rate"} <= set(rows[0])
     data = json.loads((run_dir / "metrics.json").read_text())
     assert data["final"]["loss"] == pytest.approx(final["loss"]) == pytest.approx(float(rows[-1]["loss"]))
-    # the random masker hides a 0.25 x 0.25 box: 8 x 8 of 32 x 32 pixels
-    assert float(rows[0]["mask/area_fraction"]) == pytest.approx(1 / 16)
+    # the default masker (random-grid, the recipe) hides exactly 48 of the 8 x 8 cells
+    assert float(rows[0]["mask/area_fraction"]) == pytest.approx(48 / 64)
 
 
 def test_tensorboard_has_loss_scalars_and_image_grids(finished_run):

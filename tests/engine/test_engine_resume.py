@@ -33,11 +33,34 @@ def _run_cli(args: list[str], extra_env: dict | None = None) -> subprocess.Popen
     )
 
 
+def _assert_same_state(a, b, where: str = "masker") -> None:
+    """Nested dicts/lists of tensors and numbers are equal, tensors bit for bit."""
+    import torch
+
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{where} differs"
+    else:
+        assert a == b, f"{where} differs"
+
+
+# The learned maskers (their networks, optimizers, teacher and generators are in the checkpoint)
+# each get the same kill -9 test as the default masker.
+@pytest.mark.parametrize("masker", [None, "hpm", "saliency", "adios"])
 def test_sigkill_during_epoch_2_then_resume_gives_identical_weights(
-    tmp_path, tiny_options, cli_args, read_checkpoint, assert_same_weights
+    masker, tmp_path, tiny_options, cli_args, read_checkpoint, assert_same_weights
 ):
     # 3 epochs x 3 steps; stochastic depth draws from torch's global generator, so RNG restore matters
     args = [*cli_args(tiny_options), "--backbone-opt", f"drop_path_rate={DROP_PATH}"]
+    if masker:
+        args += ["--masker", masker]
     full = _run_cli([*args, "--out", str(tmp_path / "full")])
     killed = _run_cli([*args, "--out", str(tmp_path / "killed")], {KILL_ENV: "5"})  # epoch 2, 2nd step
     out_full, err_full = full.communicate(timeout=120)
@@ -54,6 +77,7 @@ def test_sigkill_during_epoch_2_then_resume_gives_identical_weights(
     assert (a["epoch"], a["step"]) == (b["epoch"], b["step"]) == (3, 9)
     assert_same_weights(a["model"], b["model"])
     assert_same_weights(a["optimizer"]["state"][0], b["optimizer"]["state"][0])
+    _assert_same_state(a["masker"], b["masker"])
     assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
     assert (tmp_path / "full" / "metrics.csv").read_text().splitlines()[1].split(",")[:3] == (
         tmp_path / "killed" / "metrics.csv"

@@ -14,6 +14,8 @@ import pytest
 import torch
 from torch import nn
 
+from noisy_quadrant import noisy_quadrant_images
+
 from sslkit.masking import MaskerContext, MaskFeedback, StepInfo, apply_mask
 from sslkit_plugins.maskers.dqn.masker import DQNMasker
 
@@ -26,20 +28,6 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def noisy_quadrant_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, 1, 32, 32) images in [-1, 1] and (n, 1, 32, 32) bool: the noisy quadrant of each."""
-    g = torch.Generator().manual_seed(seed)
-    axis = torch.linspace(-1, 1, SIZE)
-    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-    a = torch.rand(n, 3, generator=g) * 2 - 1
-    smooth = 0.5 * (a[:, 0, None, None] * xx + a[:, 1, None, None] * yy) + 0.3 * a[:, 2, None, None]
-    half = (torch.arange(SIZE) >= SIZE // 2).long()
-    quadrant_of_pixel = half[:, None] * 2 + half[None, :]
-    region = quadrant_of_pixel[None] == torch.randint(0, 4, (n,), generator=g)[:, None, None]
-    noise = torch.randn(n, SIZE, SIZE, generator=g)
-    return torch.where(region, smooth + noise, smooth).clamp(-1, 1)[:, None], region[:, None]
 
 
 class TinyPredictor(nn.Module):

@@ -27,7 +27,10 @@ def test_paper_network_uses_fewer_pools_for_small_images_keeping_its_size():
     assert paper_pools_for((64, 64), 8) == 3
     assert paper_pools_for((28, 28), 8) == 1
     net = build_qnetwork("paper", in_chans=1, image_size=(64, 64), grid=8).eval()
-    assert count_parameters(net) == count_parameters(PaperQNetwork(1))
+    # the same blocks; only the depthwise kernel follows the authors' size rule (1 below 128 px)
+    assert count_parameters(net) == count_parameters(PaperQNetwork(1, bottleneck_kernel=1))
+    assert net.depthwise.kernel_size == (1, 1)
+    assert build_qnetwork("paper", in_chans=1, image_size=(300, 300), grid=9).depthwise.kernel_size == (5, 5)
     with torch.no_grad():
         assert net(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 8, 8)
 

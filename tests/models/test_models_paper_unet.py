@@ -7,7 +7,7 @@ import torch
 
 from sslkit.errors import UserError
 from sslkit.models import build_encoder, build_predictor, count_parameters, save_encoder
-from sslkit.models.paper_unet import PAPER_CHANNELS, PaperUNetEncoder, PaperUNetFeatures
+from sslkit.models.paper_unet import PAPER_CHANNELS, PaperUNetEncoder, PaperUNetFeatures, paper_bottleneck_kernel
 
 
 def test_parameter_count_matches_the_paper():
@@ -23,9 +23,36 @@ def test_encoder_layout():
     assert encoder.feature_channels == list(PAPER_CHANNELS)
     assert encoder.reductions == [1, 2, 4, 8, 16, 32]
     convs = [m for m in encoder.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert len(convs) == 12 and all(c.kernel_size == (3, 3) for c in convs)
+    # six blocks of two 3x3 convs with bias, then the depthwise bottleneck (1x1 below 128 px)
+    assert len(convs) == 13 and all(c.kernel_size == (3, 3) and c.bias is not None for c in convs[:12])
+    assert convs[12].groups == 128 and convs[12].kernel_size == (1, 1)
     assert convs[0].in_channels == 1
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in encoder.modules())
+
+
+def test_block_is_the_authors_conv_bn_relu_conv():
+    """No BatchNorm or ReLU after a block's second conv (the authors' models.py); the earlier
+    double conv-BN-ReLU stays one option away."""
+    encoder = build_encoder("paper-unet", in_chans=1)
+    kinds = [type(m).__name__ for m in encoder.body.blocks[0]]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d"]
+    double = build_encoder("paper-unet", in_chans=1, block="double")
+    assert [type(m).__name__ for m in double.body.blocks[0]] == ["Conv2d", "BatchNorm2d", "ReLU"] * 2
+
+
+@pytest.mark.parametrize("side, kernel", [(64, 1), (127, 1), (128, 3), (256, 5), (300, 5)])
+def test_bottleneck_kernel_follows_the_authors_rule(side, kernel):
+    assert paper_bottleneck_kernel(side) == kernel
+    encoder = build_encoder("paper-unet", in_chans=1, bottleneck_kernel=kernel)
+    assert encoder.body.bottleneck.kernel_size == (kernel, kernel)
+    features = encoder(torch.randn(2, 1, 64, 64))
+    assert features[-1].shape == (2, 128, 2, 2)  # 'same' padding keeps the deepest map's size
+
+
+@pytest.mark.parametrize("options", [{"bottleneck_kernel": 2}, {"bottleneck_kernel": -1}, {"block": "triple"}])
+def test_bad_options_are_one_sentence(options):
+    with pytest.raises(UserError, match="paper-unet option"):
+        build_encoder("paper-unet", in_chans=1, **options)
 
 
 def test_decoder_uses_transposed_convolutions():

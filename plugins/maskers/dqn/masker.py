@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, lesion_hit_counts
+from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
+from sslkit.optimizers import build_optimizer
+from sslkit.options import OptionChecks
 from sslkit_plugins.maskers.dqn.exploration import EXPLORATIONS, Choice, Policy, make_policy
 from sslkit_plugins.maskers.dqn.geometry import (
     block_values,
@@ -38,6 +40,7 @@ from sslkit_plugins.maskers.dqn.visual import q_heat_map
 
 NETWORKS = ("light", "paper")
 WHAT = "masker 'dqn'"
+_CHECK = OptionChecks(WHAT)
 
 DESCRIPTION = (
     "Intelligent Masking (MLMI 2022): a Q-learning agent predicts from the unmasked image the "
@@ -61,28 +64,6 @@ OPTIONS = {
     "lr_gamma": "the agent's learning-rate factor at 1/3 and 2/3 of training",
     "downsample": "light network: the side in px the image is resized to",
 }
-
-
-def _whole(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value) or value < minimum:
-        raise UserError(f"{WHAT}: {name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _number(name: str, value: Any, low: float, high: float | None = None) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise UserError(f"{WHAT}: {name} must be a number {bounds}, got {value!r}")
-    return float(value)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise UserError(f"{WHAT}: {name} must be one of {', '.join(choices)}, got {value!r}")
-    return str(value)
 
 
 @dataclass
@@ -121,29 +102,27 @@ class DQNMasker(MaskerBase):
         lr_gamma: float = 0.33,
         downsample: int = 32,
     ):
-        self.network = _choice("network", network, NETWORKS)
-        self.grid = _whole("grid", grid)
-        self.block = _whole("block", block)
-        self.val_block = self.block if val_block is None else _whole("val_block", val_block)
-        self.cells = _whole("cells", cells)
+        self.network = _CHECK.choice("network", network, NETWORKS)
+        self.grid = _CHECK.whole("grid", grid)
+        self.block = _CHECK.whole("block", block)
+        self.val_block = self.block if val_block is None else _CHECK.whole("val_block", val_block)
+        self.cells = _CHECK.whole("cells", cells)
         for name, k in (("block", self.block), ("val_block", self.val_block)):
             if k > self.grid:
                 raise UserError(f"{WHAT}: {name} ({k}) must not exceed grid ({self.grid})")
             corners = (self.grid - k + 1) ** 2
             if self.cells > corners:
                 raise UserError(f"{WHAT}: cells ({self.cells}) exceeds the {corners} places a {k} x {k} block has on a {self.grid} x {self.grid} grid")
-        self.exploration = _choice("exploration", exploration, EXPLORATIONS)
-        self.explore_fraction = _number("explore_fraction", explore_fraction, 0.0, 1.0)
-        self.epsilon_start = _number("epsilon_start", epsilon_start, 0.0, 1.0)
-        self.epsilon_end = _number("epsilon_end", epsilon_end, 0.0, 1.0)
-        self.temperature = _number("temperature", temperature, 1e-6)
-        self.reward = _choice("reward", reward, REWARDS)
-        if not isinstance(normalize_reward, bool):
-            raise UserError(f"{WHAT}: normalize_reward must be true or false, got {normalize_reward!r}")
-        self.normalize_reward = normalize_reward
-        self.lr = _number("lr", lr, 0.0)
-        self.lr_gamma = _number("lr_gamma", lr_gamma, 0.0)
-        self.downsample = _whole("downsample", downsample, 4)
+        self.exploration = _CHECK.choice("exploration", exploration, EXPLORATIONS)
+        self.explore_fraction = _CHECK.number("explore_fraction", explore_fraction, 0.0, 1.0)
+        self.epsilon_start = _CHECK.number("epsilon_start", epsilon_start, 0.0, 1.0)
+        self.epsilon_end = _CHECK.number("epsilon_end", epsilon_end, 0.0, 1.0)
+        self.temperature = _CHECK.number("temperature", temperature, 1e-6)
+        self.reward = _CHECK.choice("reward", reward, REWARDS)
+        self.normalize_reward = _CHECK.flag("normalize_reward", normalize_reward)
+        self.lr = _CHECK.number("lr", lr, 0.0)
+        self.lr_gamma = _CHECK.number("lr_gamma", lr_gamma, 0.0)
+        self.downsample = _CHECK.whole("downsample", downsample, 4)
         self.policy: Policy = make_policy(
             self.exploration,
             explore_fraction=self.explore_fraction,
@@ -153,6 +132,7 @@ class DQNMasker(MaskerBase):
         )
         self.greedy = make_policy("greedy")
         self.qnet: nn.Module | None = None
+        self.autocast_dtype: torch.dtype | None = None
         self.updates = 0
         self._pending: _Pending | None = None
         self._last_q: torch.Tensor | None = None
@@ -174,8 +154,11 @@ class DQNMasker(MaskerBase):
                 grid=self.grid,
                 downsample=self.downsample,
             )
-        self.qnet = qnet.to(context.device)
-        self.optimizer = torch.optim.Adam(self.qnet.parameters(), lr=self.lr)
+        self.qnet = qnet.to(context.device, memory_format=context.memory_format)
+        self.optimizer = build_optimizer(self.qnet.parameters(), "adam", lr=self.lr)
+        # bf16 (the fast path on modern CPUs and GPUs) has fp32's range, so the agent's forward
+        # pass can use it; under fp16 the agent would need a gradient scaler of its own: fp32.
+        self.autocast_dtype = torch.bfloat16 if context.precision == "bf16" else None
         total = max(1, int(context.total_steps))
         milestones = sorted({max(1, round(total / 3)), max(1, round(2 * total / 3))})
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=self.lr_gamma)
@@ -192,10 +175,12 @@ class DQNMasker(MaskerBase):
         training = bool(step.training)
         block = self.block if training else self.val_block
         self.qnet.train(training)
-        # The agent runs in float32 even under the engine's autocast: its regression target (the
-        # reward) spans orders of magnitude and it has no gradient scaler of its own.
-        with torch.set_grad_enabled(training), torch.autocast(images.device.type, enabled=False):
-            q = self.qnet(images.float())
+        # The agent's convolutions run in the run's bf16 when it has one; its output, the
+        # regression target (the reward, which spans orders of magnitude) and its loss stay fp32.
+        dtype = self.autocast_dtype
+        with torch.set_grad_enabled(training), torch.autocast(images.device.type, dtype=dtype or torch.float32,
+                                                              enabled=dtype is not None):
+            q = self.qnet(images.float()).float()
         values = block_values(q.detach().float(), block)
         policy = self.policy if training else self.greedy
         choice = policy.choose(values, self.cells, step.progress, self.generator)
@@ -220,7 +205,7 @@ class DQNMasker(MaskerBase):
         if pending.training:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            _average_gradients(self.qnet)
+            average_gradients([self.qnet])
             self.optimizer.step()
             self.scheduler.step()
             self.updates += 1
@@ -309,21 +294,3 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     b = b.float() - b.float().mean()
     denominator = (a.pow(2).sum() * b.pow(2).sum()).sqrt()
     return torch.where(denominator > 1e-12, (a * b).sum() / denominator.clamp(min=1e-12), torch.full_like(denominator, float("nan")))
-
-
-def _average_gradients(module: nn.Module) -> None:
-    """Average the agent's gradients over processes in distributed training (no-op otherwise)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
-        return
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()

@@ -3,8 +3,9 @@
 ``Q[b, 0, i, j]`` is the share of image ``b``'s reward that masking cell ``(i, j)`` is predicted to
 cause; the masker sums it over the cells of a block (see :mod:`.geometry`). Two networks:
 
-* :class:`PaperQNetwork` — the authors' agent: six double-conv blocks (channels 1-16-32-64-64-128-128,
-  2 x 2 max-pools between them), a depthwise conv and a 1 x 1 conv to one channel, no activation;
+* :class:`PaperQNetwork` — the authors' agent: six blocks conv-BN-ReLU-conv (channels 1-16-32-64-64-128-128,
+  2 x 2 max-pools between them), a depthwise conv (the authors' kernel rule for the image size) and a
+  1 x 1 conv to one channel, no activation;
   about 0.67 M parameters. Its grid follows from the image size and the number of pools: five
   pools give G = 9 for 300 px images, as in the paper. For smaller images fewer pools are used so
   the map still has at least G x G cells (the six blocks, and so the parameters, stay the same).
@@ -20,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.models.flops import count_parameters  # noqa: F401  (re-exported for the tests)
+from sslkit.models.paper_unet import PaperBlock, paper_bottleneck_kernel
 
-PAPER_CHANNELS = (16, 32, 64, 64, 128, 128)
+from sslkit.models.paper_unet import PAPER_CHANNELS  # noqa: E402  (one definition, shared with the U-Net)
 PAPER_POOLS = 5
 
 
@@ -29,16 +31,6 @@ def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
 
 
-def double_conv(c_in: int, c_out: int) -> nn.Sequential:
-    """The U-Net block of the authors' code: (conv3x3 - BN - ReLU) twice."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
 
 
 def pooled_size(size: int, pools: int) -> int:
@@ -62,16 +54,17 @@ def paper_pools_for(image_size: tuple[int, int], grid: int | None) -> int:
 class PaperQNetwork(nn.Module):
     """The authors' Q-network (see module docstring); ``grid=None`` keeps its natural grid."""
 
-    def __init__(self, in_chans: int = 1, pools: int = PAPER_POOLS, grid: int | None = None):
+    def __init__(self, in_chans: int = 1, pools: int = PAPER_POOLS, grid: int | None = None, bottleneck_kernel: int = 5):
         super().__init__()
         if not 0 <= pools <= len(PAPER_CHANNELS) - 1:
             raise ValueError(f"pools must be in 0..{len(PAPER_CHANNELS) - 1}, got {pools}")
         self.pools = pools
         self.grid = grid
         channels = (in_chans, *PAPER_CHANNELS)
-        self.blocks = nn.ModuleList(double_conv(a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self.blocks = nn.ModuleList(PaperBlock(a, b) for a, b in zip(channels[:-1], channels[1:]))
         last = PAPER_CHANNELS[-1]
-        self.depthwise = nn.Conv2d(last, last, 3, padding=1, groups=last)
+        k = int(bottleneck_kernel)
+        self.depthwise = nn.Conv2d(last, last, k, padding=k // 2, groups=last)
         self.head = nn.Conv2d(last, 1, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -123,7 +116,8 @@ def build_qnetwork(
 ) -> nn.Module:
     """The Q-network named by the masker's ``network`` option, producing a ``grid`` x ``grid`` map."""
     if network == "paper":
-        return PaperQNetwork(in_chans, pools=paper_pools_for(image_size, grid), grid=grid)
+        return PaperQNetwork(in_chans, pools=paper_pools_for(image_size, grid), grid=grid,
+                             bottleneck_kernel=paper_bottleneck_kernel(min(image_size)))
     if network == "light":
         return LightQNetwork(in_chans, grid=grid, downsample=downsample)
     raise ValueError(f"unknown Q-network '{network}'")

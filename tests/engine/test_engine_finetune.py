@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from eval_helpers import IMAGE_SIZE, TINY_PLUGIN, tiny_encoder_dir, tiny_npz, tiny_plugins
+from evaluation.eval_helpers import IMAGE_SIZE, TINY_PLUGIN, tiny_encoder_dir, tiny_npz, tiny_plugins
 from sslkit.cli import cli
 from sslkit.data import DatasetSplits, Record
 from sslkit.engine.finetune import FinetuneConfig, run_finetuning
@@ -233,6 +233,65 @@ def test_cli_finetune_then_evaluate_and_knn(data, encoder_dir, tmp_path, monkeyp
     assert payload["k"] == 5 and payload["bank_size"] == 30 and payload["metrics"]["n_samples"] == 10
     bad = runner.invoke(cli, args[:-3] + ["--labels", "0", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "at least 1" in bad.output
+
+
+def test_threads_option_of_finetune_and_evaluate_applies_during_the_run_only(data, encoder_dir, tmp_path,
+                                                                            monkeypatch):
+    """``--threads`` sets torch's CPU threads while the command works, is recorded in config.yaml,
+    and torch's setting is back as it was afterwards (the test process runs with 1)."""
+    import yaml
+
+    import sslkit.engine.finetune as finetune
+    import sslkit.evaluation.saved as saved
+
+    monkeypatch.setenv("SSLKIT_PLUGINS", str(TINY_PLUGIN))
+    seen: dict[str, int] = {}
+
+    def recording(name, function):
+        def wrapper(*args, **kwargs):
+            seen[name] = torch.get_num_threads()
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(finetune, "build_encoder_for", recording("finetune", finetune.build_encoder_for))
+    monkeypatch.setattr(saved, "evaluate_saved_classifier", recording("evaluate", saved.evaluate_saved_classifier))
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["finetune", "--encoder", str(encoder_dir), "--data", data, "--protocol", "linear",
+                                 "--labels", "0.5", "--epochs", "1", "--image-size", "32", "--device", "cpu",
+                                 "--threads", "2", "--out", str(out), "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((out / "config.yaml").read_text())["threads"] == 2
+    result = runner.invoke(cli, ["evaluate", "--classifier", str(out), "--device", "cpu", "--threads", "3"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == {"finetune": 2, "evaluate": 3}
+    assert torch.get_num_threads() == 1
+    bad = runner.invoke(cli, ["evaluate", "--classifier", str(out), "--threads", "-1"])
+    assert bad.exit_code == 2 and "--threads must be zero" in bad.output
+
+
+def test_several_seeds_run_into_their_own_folders_and_are_summarised(data, encoder_dir, tmp_path, monkeypatch):
+    from sslkit.engine.finetune import run_seeds
+
+    monkeypatch.setenv("SSLKIT_PLUGINS", str(TINY_PLUGIN))
+    out = tmp_path / "seeds"
+    result = CliRunner().invoke(cli, ["finetune", "--encoder", str(encoder_dir), "--data", data, "--protocol", "linear",
+                                      "--labels", "0.5", "--epochs", "1", "--image-size", "32", "--device", "cpu",
+                                      "--seed", "3", "--seeds", "2", "--out", str(out), "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mean ± std over 2 seeds" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["seed3", "seed4"]
+    assert [yaml_seed(out / name) for name in ("seed3", "seed4")] == [3, 4]
+    with pytest.raises(UserError, match="--seeds must be at least 1"):
+        next(run_seeds(FinetuneConfig(encoder=str(encoder_dir)), 0))
+
+
+def yaml_seed(run_dir) -> int:
+    import yaml
+
+    return yaml.safe_load((run_dir / "config.yaml").read_text())["seed"]
 
 
 def test_adapter_options_of_the_pretraining_run_are_inherited(plugins, tmp_path):

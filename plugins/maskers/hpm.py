@@ -1,0 +1,222 @@
+"""Built-in masker ``hpm``: Hard Patches Mining (Wang et al., CVPR 2023) for context prediction.
+
+A small loss predictor (``dqn``'s light CNN on a downsampled copy of the *unmasked* image) scores
+every cell of a G x G grid by how hard it will be to reconstruct. Each image hides
+``round(ratio * G**2)`` cells: a share ``alpha`` of them are the cells predicted hardest and the
+rest are drawn at random; ``alpha`` grows linearly from ``alpha_start`` to ``alpha_end`` over
+training (HPM's easy-to-hard schedule: early predictions are poor, so mostly random at first).
+
+The predictor is trained with HPM's *relative* objective: for every pair of hidden cells of an
+image whose realised losses differ, a binary cross-entropy on ``sigmoid(pred_i - pred_j)`` with
+target "cell i was harder than cell j". Ranking, not regression: which cells are harder is all the
+selection uses, and it does not drift as the reconstruction loss falls during training. Only
+hidden cells are compared, since only their loss says how hard they are to infer.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslkit.errors import UserError
+from sslkit.hookspecs import hookimpl
+from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
+from sslkit.optimizers import build_optimizer
+from sslkit_plugins.maskers._learned import (
+    Checks,
+    cell_means,
+    cells_to_pixel_masks,
+    choose_cells,
+    heat_map,
+    hidden_count,
+    autocast_dtype,
+    lesion_scalars,
+    own_autocast,
+    place,
+    random_cell_hit_counts,
+    seeded,
+    to_host,
+)
+from sslkit_plugins.maskers.dqn.qnetwork import LightQNetwork
+
+WHAT = "masker 'hpm'"
+
+DESCRIPTION = (
+    "Hard Patches Mining (CVPR 2023): a small network predicts which grid cells are hardest to "
+    "reconstruct (trained to rank pairs of cells) and a growing share of the hidden cells are those"
+)
+
+OPTIONS = {
+    "grid": "G, the side of the G x G grid of cells",
+    "ratio": "share of the cells hidden in every image, in (0, 1] (HPM with MAE: 0.75)",
+    "alpha_start": "share of the hidden cells chosen as predicted hardest at the start (the rest random)",
+    "alpha_end": "that share at the end of training (linear in between; HPM: 0 -> 0.5)",
+    "lr": "the loss predictor's Adam learning rate",
+    "downsample": "side in px of the image copy the loss predictor sees",
+}
+
+
+@dataclass
+class _Pending:
+    """What :meth:`HPMMasker.propose` leaves for :meth:`HPMMasker.feedback` (one batch)."""
+
+    predicted: torch.Tensor
+    """(B, N) predicted cell difficulty; with the predictor's graph when training."""
+    cells: torch.Tensor
+    """(B, N) bool hidden cells."""
+    by_score: torch.Tensor
+    """(B, N) bool the hidden cells chosen as predicted hardest."""
+    alpha: float
+    training: bool
+
+
+def ranking_loss(predicted: torch.Tensor, realised: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """HPM's relative loss and the share of pairs already ordered right (both scalars).
+
+    Over all ordered pairs (i, j) of hidden cells of the same image with different realised
+    losses: BCE between ``sigmoid(predicted_i - predicted_j)`` and ``realised_i > realised_j``."""
+    difference = predicted[:, :, None] - predicted[:, None, :]  # B, N, N
+    harder = realised[:, :, None] > realised[:, None, :]
+    pairs = hidden[:, :, None] & hidden[:, None, :] & (realised[:, :, None] != realised[:, None, :])
+    weight = pairs.to(difference.dtype)
+    count = weight.sum().clamp(min=1.0)
+    bce = F.binary_cross_entropy_with_logits(difference, harder.to(difference.dtype), reduction="none")
+    accuracy = (((difference > 0) == harder) & pairs).sum() / count
+    return (bce * weight).sum() / count, accuracy.detach()
+
+
+class HPMMasker(MaskerBase):
+    """The ``hpm`` masker; options are described in :data:`OPTIONS`."""
+
+    def __init__(
+        self,
+        grid: int = 8,
+        ratio: float = 0.6,
+        alpha_start: float = 0.0,
+        alpha_end: float = 0.5,
+        lr: float = 1e-3,
+        downsample: int = 32,
+    ):
+        check = Checks(WHAT)
+        self.grid = check.whole("grid", grid)
+        self.ratio = check.number("ratio", ratio, 0.0, 1.0, open_low=True)
+        self.alpha_start = check.number("alpha_start", alpha_start, 0.0, 1.0)
+        self.alpha_end = check.number("alpha_end", alpha_end, 0.0, 1.0)
+        self.lr = check.number("lr", lr, 0.0)
+        self.downsample = check.whole("downsample", downsample, 4)
+        self.hidden = hidden_count(self.ratio, self.grid)
+        self.net: nn.Module | None = None
+        self.updates = 0
+        self._pending: _Pending | None = None
+        self._last_map: tuple[torch.Tensor, tuple[int, int]] | None = None
+
+    def alpha(self, progress: float) -> float:
+        """Share of the hidden cells chosen as predicted hardest at this point of training."""
+        return self.alpha_start + (self.alpha_end - self.alpha_start) * min(1.0, max(0.0, progress))
+
+    # Life cycle ---------------------------------------------------------------------------
+    def setup(self, context: MaskerContext) -> None:
+        super().setup(context)
+        Checks(WHAT).grid_fits(self.grid, tuple(context.image_size))
+        net = seeded(int(context.seed) * 7 + 2, lambda: LightQNetwork(context.in_chans, grid=self.grid, downsample=self.downsample))
+        self.net = place(net, context)
+        self.optimizer = build_optimizer(self.net.parameters(), "adam", lr=self.lr)
+        self.dtype = autocast_dtype(context)
+        self.updates = 0
+        self._pending = None
+
+    def modules(self) -> list[nn.Module]:
+        return [self.net] if self.net is not None else []
+
+    def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
+        if self.net is None:
+            raise RuntimeError("HPMMasker.setup() must be called before propose()")
+        training = bool(step.training)
+        self.net.train(training)
+        # the run's bf16 if it has one, else fp32 even under fp16 (no gradient scaler of its own)
+        with torch.set_grad_enabled(training), own_autocast(images.device, self.dtype):
+            predicted = self.net(images.float()).float().flatten(1)  # B, N
+        alpha = self.alpha(step.progress)
+        keys = self.rand(images.shape[0], self.grid * self.grid, device=images.device)
+        cells, by_score = choose_cells(predicted.detach(), self.hidden, round(alpha * self.hidden), keys)
+        self._pending = _Pending(predicted, cells, by_score, alpha, training)
+        size = tuple(images.shape[-2:])
+        self._last_map = (predicted.detach().view(-1, 1, self.grid, self.grid), size)
+        return cells_to_pixel_masks(cells, self.grid, size)
+
+    def feedback(self, feedback: MaskFeedback) -> dict[str, float]:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return {}
+        realised = cell_means(feedback.error_map.detach(), self.grid)  # B, N
+        loss, accuracy = ranking_loss(pending.predicted.float(), realised, pending.cells)
+        if pending.training and loss.requires_grad:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            average_gradients([self.net])
+            self.optimizer.step()
+            self.updates += 1
+        return self._scalars(pending, feedback, realised, loss, accuracy)
+
+    def _scalars(self, pending: _Pending, feedback: MaskFeedback, realised: torch.Tensor, loss: torch.Tensor,
+                 accuracy: torch.Tensor) -> dict[str, float]:
+        by_score = pending.by_score.to(realised.dtype)
+        at_random = (pending.cells & ~pending.by_score).to(realised.dtype)
+        values = {
+            "ranking_loss": loss.detach(),
+            "ranking_accuracy": accuracy,
+            # how much harder the cells picked as hardest really were (NaN, dropped, when none)
+            "hard_to_random_loss": ((realised * by_score).sum() / by_score.sum())
+            / ((realised * at_random).sum() / at_random.sum()),
+        }
+        if feedback.lesions is not None:
+            hits, with_lesion = lesion_hit_counts(feedback.masks, feedback.lesions)
+            random_hits, _ = random_cell_hit_counts(feedback.lesions, self.grid, self.hidden)
+            values.update(lesion_scalars(hits, with_lesion, random_hits))
+        plain = {"hard_share": pending.alpha}
+        if pending.training:
+            plain["predictor_lr"] = float(self.optimizer.param_groups[0]["lr"])
+        return to_host(values, plain)
+
+    def log_images(self) -> dict[str, torch.Tensor]:
+        """The last batch's predicted difficulty per cell, as a heat map scaled per image."""
+        if self._last_map is None:
+            return {}
+        return {"loss_map": heat_map(*self._last_map)}
+
+    # Checkpoints --------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {"grid": self.grid, "downsample": self.downsample}
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.net is None:
+            raise RuntimeError("HPMMasker.setup() must be called before state_dict()")
+        return {
+            "generator": self.generator.get_state(),
+            "config": self._config(),
+            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.net is None:
+            raise RuntimeError("HPMMasker.setup() must be called before load_state_dict()")
+        saved = state.get("config", {})
+        if saved and saved != self._config():
+            raise UserError(f"{WHAT}: the checkpoint's loss predictor was built with {saved}, this run asks for {self._config()}")
+        super().load_state_dict(state)
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state.get("updates", 0))
+        self._pending = None
+
+
+@hookimpl
+def register_maskers(register):
+    register("hpm", HPMMasker, DESCRIPTION, options=OPTIONS)

@@ -1,0 +1,179 @@
+"""``sslkit compare``'s settings: the methods, the label budgets, the seeds, and what a cell is.
+
+See :mod:`sslkit.engine.compare` for the whole comparison. A *cell* is one (method, label budget,
+seed); its run directories live under ``RUNS/METHOD/seedS`` (the pretraining, shared by every
+label budget) and ``RUNS/METHOD/seedS/labelsL`` (the fine-tuning and ``cell.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslkit.errors import UserError
+from sslkit.evaluation.labels import LabelBudget, parse_label_budget
+from sslkit.runtime import check_threads
+
+SCRATCH = "scratch"
+SCRATCH_FULL = "scratch-full"
+#: the protocol ``scratch-full`` is fine-tuned under (every other cell uses ``--protocol``)
+SCRATCH_FULL_PROTOCOL = "full"
+BASELINES = (SCRATCH, SCRATCH_FULL)
+#: the methods every other is measured against, when present
+REFERENCES = (SCRATCH, SCRATCH_FULL, "random", "random-grid")
+CELL_FILE = "cell.json"
+PRETRAIN_FILE = "pretrain.json"
+PREDICTIONS_FILE = "predictions.csv"
+DIFFERENCES_FILE = "differences.csv"
+CELL_FORMAT = "sslkit-compare-cell/2"
+#: Pretraining settings compare owns (the rest can be set with ``pretrain_options``).
+_OWNED_PRETRAIN_KEYS = ("masker", "masker_options", "backbone", "backbone_options", "data", "data_options", "image_size",
+                        "in_chans", "split_seed", "epochs", "batch_size", "seed", "out", "device", "workers", "quiet")
+
+
+@dataclass
+class CompareConfig:
+    maskers: list[str] = field(default_factory=lambda: ["random-grid", "dqn"])
+    """Method names: masker names, or aliases declared in ``masker_aliases``."""
+    masker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """method name -> its masker options (``--masker-opt dqn:key=value``)."""
+    masker_aliases: dict[str, str] = field(default_factory=dict)
+    """alias -> masker, so one masker can run twice with other options (``dqn-masked=dqn:...``)."""
+    scratch: bool = True
+    scratch_full: bool = False
+    """Add ``scratch-full``: random weights fine-tuned under ``--protocol full`` on the same splits."""
+    scratch_full_epochs: int | None = None
+    """Epochs of ``scratch-full`` (None: the full protocol's default)."""
+    data: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    labels: LabelBudget | list[LabelBudget] = 100
+    """One label budget or several (``--labels 20,50,100,all``: a label-efficiency curve)."""
+    protocol: str = "paper"
+    paper_splits: bool | None = None
+    """The authors' balanced 100/100/100 splits for every cell (scratch-full too); None = on for
+    ``--protocol paper`` when the data allows, decided once before any cell runs."""
+    backbone: str = "resnet18"
+    backbone_options: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 64
+    in_chans: int = 1
+    split_seed: int = 0
+    pretrain_epochs: int = 30
+    pretrain_batch_size: int = 32
+    pretrain_options: dict[str, Any] = field(default_factory=dict)
+    """Further PretrainConfig fields (lr, loss, precision, ...), the same for every masker."""
+    finetune_epochs: int | None = None
+    finetune_batch_size: int = 32
+    finetune_lr: float = 1e-3
+    class_weights: str = "auto"
+    encoder_lr_scale: float = 0.1
+    select: str = "last"
+    standardize_features: bool = True
+    """Frozen protocols: standardise the head's input (see ``sslkit finetune --help``)."""
+    device: str = "auto"
+    workers: int = 0
+    threads: int = 0
+    """torch CPU threads (0: torch's default, one per core); 1 is often fastest on a busy shared machine."""
+    out: str = "compare"
+    runs_dir: str | None = None
+    """Heavy run directories (checkpoints); default OUT/runs."""
+    bootstrap_resamples: int = 2000
+    """Resamples of the test images behind each 95 % interval."""
+
+    def methods(self) -> list[str]:
+        return list(self.maskers) + ([SCRATCH] if self.scratch else []) + ([SCRATCH_FULL] if self.scratch_full else [])
+
+    def masker_of(self, method: str) -> str:
+        """The masker plugin a method pretrains with (an alias's target, else the name itself)."""
+        return self.masker_aliases.get(method, method)
+
+    def budgets(self) -> list[LabelBudget]:
+        """The label budgets, parsed, in the order given."""
+        values = self.labels if isinstance(self.labels, (list, tuple)) else [self.labels]
+        return [parse_label_budget(v) for v in values]
+
+    def runs_path(self) -> Path:
+        return Path(self.runs_dir).expanduser() if self.runs_dir else Path(self.out).expanduser() / "runs"
+
+
+def budget_key(budget: LabelBudget) -> str:
+    """``100``, ``0.1`` or ``all``: how a label budget is named in folders, tables and files."""
+    return "all" if budget is None else str(budget)
+
+
+@dataclass
+class Cell:
+    method: str
+    seed: int
+    labels: LabelBudget = 100
+
+    def method_directory(self, config: CompareConfig) -> Path:
+        """Shared by every label budget of this method and seed (it holds the pretraining)."""
+        return config.runs_path() / self.method / f"seed{self.seed}"
+
+    def directory(self, config: CompareConfig) -> Path:
+        return self.method_directory(config) / f"labels{budget_key(self.labels)}"
+
+
+def validate(config: CompareConfig, plugins) -> None:
+    from sslkit.evaluation.protocols import get_protocol
+
+    if not config.maskers and not config.scratch and not config.scratch_full:
+        raise UserError("nothing to compare: give --maskers, or keep the scratch baseline")
+    if len(set(config.maskers)) != len(config.maskers):
+        raise UserError(f"--maskers lists a method twice: {','.join(config.maskers)}")
+    for baseline in BASELINES:
+        if baseline in config.maskers:
+            raise UserError(f"'{baseline}' is a no-pretraining baseline compare adds itself "
+                            f"(--scratch, --scratch-full); leave it out of --maskers")
+    for alias, target in config.masker_aliases.items():
+        if alias not in config.maskers:
+            raise UserError(f"alias '{alias}' is not in --maskers ({','.join(config.maskers)})")
+        if alias in plugins.maskers.names() and alias != target:
+            raise UserError(f"alias '{alias}' is already the name of a masker; choose another name for {target}")
+    for name in config.maskers:
+        plugins.maskers.get(config.masker_of(name))  # unknown name -> "did you mean"
+    for name in config.masker_options:
+        if name not in config.maskers:
+            raise UserError(f"--masker-opt names masker '{name}', which is not in --maskers ({','.join(config.maskers)})")
+    plugins.backbones.get(config.backbone)
+    get_protocol(config.protocol)
+    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
+        raise UserError("--seeds must give at least one seed and no seed twice")
+    if config.pretrain_epochs < 1:
+        raise UserError(f"--pretrain-epochs must be at least 1, got {config.pretrain_epochs}")
+    check_threads(config.threads)
+    if config.finetune_epochs is not None and config.finetune_epochs < 1:
+        raise UserError(f"--finetune-epochs must be at least 1, got {config.finetune_epochs}")
+    if config.scratch_full_epochs is not None and config.scratch_full_epochs < 1:
+        raise UserError(f"--scratch-full-epochs must be at least 1, got {config.scratch_full_epochs}")
+    if config.bootstrap_resamples < 100:
+        raise UserError(f"--bootstrap-resamples must be at least 100, got {config.bootstrap_resamples}")
+    clash = sorted(set(config.pretrain_options) & set(_OWNED_PRETRAIN_KEYS))
+    if clash:
+        raise UserError(f"--pretrain-opt {clash[0]} is set by compare itself; use its own option instead")
+    budgets = config.budgets()
+    if not budgets:
+        raise UserError("--labels must give at least one label budget")
+    keys = [budget_key(b) for b in budgets]
+    if len(set(keys)) != len(keys):
+        raise UserError(f"--labels lists a budget twice: {','.join(keys)}")
+    config.labels = budgets if len(budgets) > 1 else budgets[0]
+
+
+def resolve_paper_splits(config: CompareConfig, plugins) -> None:
+    """Decide once whether every cell uses the paper's splits, so ``scratch-full`` (another
+    protocol) is scored on the very test images the other methods are."""
+    if config.paper_splits is not None:
+        return
+    from sslkit.evaluation.protocols import get_protocol
+
+    if not get_protocol(config.protocol).paper_splits:
+        config.paper_splits = False
+        return
+    from sslkit.data import open_dataset
+    from sslkit.data.splits import paper_split_problem
+
+    ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=dict(config.data_options) or None)
+    config.paper_splits = paper_split_problem(ds.records()) is None

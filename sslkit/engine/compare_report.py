@@ -1,0 +1,189 @@
+"""``sslkit compare``'s results files: results.md, results.csv, differences.csv,
+predictions.csv, results.png and, with several label budgets, label_efficiency.png."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from sslkit.engine.compare_cells import RESULT_COLUMNS
+from sslkit.engine.compare_config import (
+    DIFFERENCES_FILE,
+    PREDICTIONS_FILE,
+    SCRATCH,
+    SCRATCH_FULL,
+    SCRATCH_FULL_PROTOCOL,
+    CompareConfig,
+    budget_key,
+)
+from sslkit.engine.compare_stats import (
+    differences_markdown,
+    predictions_by_budget,
+    prediction_rows,
+    write_differences_csv,
+)
+from sslkit.errors import UserError
+from sslkit.evaluation.metrics import SCALAR_METRICS
+from sslkit.evaluation.protocols import PROTOCOLS
+from sslkit.fileio import atomic_write_text
+
+
+def _reference_sentence(supports: dict[str, int], reference: dict[str, float]) -> str:
+    from sslkit.evaluation.reporting import METRIC_LABELS
+
+    commonest = max(supports, key=supports.get)
+    scores = ", ".join(f"{METRIC_LABELS[m]} {reference[m]:.3f}" for m in SCALAR_METRICS)
+    counts = ", ".join(f"{n} {name}" for name, n in supports.items())
+    return (f"For reference, always predicting the commonest class ('{commonest}'; the test split has {counts}) "
+            f"scores {scores} (dashed lines in the plot).")
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (how busy the machine was: timings depend on it), if known."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_description(device: str = "auto") -> str:
+    """``4-core x86_64 CPU (model), Linux, torch 2.x`` plus the GPU when one is used."""
+    import torch
+
+    from sslkit.engine.device import resolve_device
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = (f"{os.cpu_count()}-core CPU ({model}), {platform.system()}, Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} CPU thread(s))")
+    try:
+        resolved = resolve_device(device)
+    except UserError:
+        return text
+    if resolved.type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(resolved)}"
+    elif resolved.type == "cpu":
+        text += ", no GPU used"
+    return text
+
+
+def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: dict[str, list[dict[str, Any]]],
+                  differences: dict[str, list], *, command: str, seconds: float, reused: int, ran: int,
+                  load: tuple[float | None, float | None] = (None, None),
+                  test_supports: dict[str, int] | None = None, records: list[dict[str, Any]] | None = None,
+                  notes: list[str] | None = None) -> dict[str, Path]:
+    from sslkit.evaluation.reporting import (
+        majority_reference,
+        plot_label_efficiency,
+        plot_summary,
+        rows_markdown,
+        summary_markdown,
+        write_rows_csv,
+    )
+    from sslkit.evaluation.statistics import write_predictions_csv
+
+    out = Path(config.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    budgets = [budget_key(b) for b in config.budgets()]
+    csv_path = write_rows_csv(out / "results.csv", rows, RESULT_COLUMNS)
+    files = {"markdown": out / "results.md", "csv": csv_path}
+    files["differences"] = write_differences_csv(out / DIFFERENCES_FILE, differences)
+    prediction_table, class_names = prediction_rows(records or [])
+    if prediction_table:
+        files["predictions"] = write_predictions_csv(out / PREDICTIONS_FILE, prediction_table, class_names)
+    first = budgets[0]
+    title = (f"{config.protocol} protocol, {first} labels, {config.backbone}, "
+             f"{config.pretrain_epochs} pretraining epochs, {len(config.seeds)} seed(s)")
+    reference = majority_reference(list(test_supports.values())) if test_supports else None
+    first_rows = [r for r in rows if r["labels"] == first]
+    files["png"] = plot_summary(out / "results.png", first_rows, title=title, reference=reference,
+                                differences=differences.get(first, []))
+    if len(budgets) > 1:
+        from sslkit.evaluation.statistics import bootstrap_scores
+
+        grouped, _ = predictions_by_budget(records or [])
+        curves = {b: bootstrap_scores(grouped.get(b, {}), n_resamples=config.bootstrap_resamples) for b in budgets}
+        sizes = {b: _mean_labelled(rows, b) for b in budgets}
+        files["label_efficiency"] = plot_label_efficiency(
+            out / "label_efficiency.png", curves, sizes, config.methods(),
+            title=f"{config.protocol} protocol, {config.backbone}, {len(config.seeds)} seed(s)")
+    # every pretraining counts once, however many label budgets reuse it
+    pretrain_seconds = {(r["method"], r["seed"]): r["pretrain_seconds"] for r in rows if r["pretrain_seconds"]}
+    cell_minutes = (sum(pretrain_seconds.values()) + sum(r["finetune_seconds"] for r in rows)) / 60
+    test_images = sorted({r["test_images"] for r in rows})
+    baselines = f"`{SCRATCH}` is the same network with random weights, fine-tuned under the same protocol"
+    if config.scratch_full:
+        baselines += f"; `{SCRATCH_FULL}` the same, fine-tuned end to end (`--protocol full`) on the same splits"
+    lines = [
+        "# sslkit compare",
+        "",
+        f"Test-split figures ({', '.join(map(str, test_images))} images), mean ± sample std over seeds "
+        f"{', '.join(map(str, config.seeds))}; best mean per metric in bold. {baselines}.",
+        "",
+    ]
+    for budget in budgets:
+        if len(budgets) > 1:
+            lines += [f"### {budget} labels", ""]
+        lines += [summary_markdown(summaries[budget]), ""]
+    if reference:
+        lines += [_reference_sentence(test_supports, reference), ""]
+    lines += [
+        "## Paired differences (95 % bootstrap intervals)",
+        "",
+        "Each method minus each reference on the same test images: test images resampled with replacement "
+        f"({config.bootstrap_resamples} times, the same draws for every method), both scored on each resample, "
+        "the difference averaged over the seeds both have (seed s of one method paired with seed s of the other). "
+        "Verdict: *better* / *worse* when the whole interval is above / below 0, else *not distinguishable*. "
+        f"Recompute from `{PREDICTIONS_FILE}` with `sslkit compare --stats-only {config.out}`.",
+        "",
+        differences_markdown(differences) or "No saved predictions to compare.",
+        "",
+        *(line for note in (notes or []) for line in (f"Note: {note}", "")),
+        "## Settings",
+        "",
+        f"- command: `{command or 'run_compare(...)'}`",
+        f"- data: `{config.data or 'embedded BUSI 64 px'}`, image size {config.image_size}, "
+        f"split seed {config.split_seed}"
+        + (", the paper's balanced 100/100/100 splits" if config.paper_splits else ", the dataset's own splits"),
+        f"- backbone `{config.backbone}` {config.backbone_options or ''}".rstrip(),
+        f"- pretraining: {config.pretrain_epochs} epoch(s), batch {config.pretrain_batch_size}"
+        + (f", {config.pretrain_options}" if config.pretrain_options else "")
+        + (f"; aliases {config.masker_aliases}" if config.masker_aliases else "")
+        + (f"; masker options {config.masker_options}" if config.masker_options else ""),
+        f"- fine-tuning: protocol `{config.protocol}`, {', '.join(budgets)} labels, "
+        f"{config.finetune_epochs or 'default'} epochs, class weights {config.class_weights}, "
+        f"report epoch: {config.select}"
+        + (f"; `{SCRATCH_FULL}`: {config.scratch_full_epochs or f'default ({PROTOCOLS[SCRATCH_FULL_PROTOCOL].default_epochs})'} epochs" if config.scratch_full else ""),
+        f"- machine: {machine_description(config.device)}"
+        + (f"; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end" if None not in load else ""),
+        f"- time: {cell_minutes:.1f} min of cell compute in all; this invocation {seconds / 60:.1f} min "
+        f"({ran} cell(s) run, {reused} reused)",
+        "",
+        "## Every cell",
+        "",
+        rows_markdown(rows, ["method", "labels", "seed", *SCALAR_METRICS, "val_macro_f1", "pretrain_loss",
+                             "pretrain_seconds", "finetune_seconds"]),
+        "",
+        f"Files: `results.csv` (these rows), `{DIFFERENCES_FILE}` (the paired differences), "
+        f"`{PREDICTIONS_FILE}` (every cell's test predictions), `results.png` (left: mean ± std, dots: seeds; "
+        "right: paired differences with 95 % intervals)"
+        + (", `label_efficiency.png` (mean over seeds against labels, 95 % bootstrap bands)."
+           if len(budgets) > 1 else "."),
+        "",
+    ]
+    atomic_write_text(files["markdown"], "\n".join(lines))
+    return files
+
+
+def _mean_labelled(rows: list[dict[str, Any]], budget: str) -> float:
+    """The labelled images a budget gave (``all`` and fractions become a count for the x axis)."""
+    counts = [r["labelled_images"] for r in rows if r["labels"] == budget and r.get("labelled_images")]
+    return float(sum(counts) / len(counts)) if counts else float("nan")

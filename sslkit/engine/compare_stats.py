@@ -1,0 +1,144 @@
+"""``sslkit compare``'s statistics: mean ± std per method, and paired differences against the
+references with bootstrap intervals, from the cells' saved test predictions (or, with
+``--stats-only``, from ``predictions.csv`` alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sslkit.engine.compare_cells import cell_row
+from sslkit.engine.compare_config import DIFFERENCES_FILE, PREDICTIONS_FILE, REFERENCES, CompareConfig, budget_key
+from sslkit.errors import UserError
+from sslkit.evaluation.metrics import SCALAR_METRICS
+from sslkit.fileio import atomic_write_text
+
+
+def summarise(config: CompareConfig, records: list[dict[str, Any]]):
+    """(label budget -> mean ± std per method, label budget -> paired differences, notes)."""
+    from sslkit.evaluation.reporting import aggregate
+
+    rows = [cell_row(r) for r in records]
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    for budget in config.budgets():
+        chosen = [r for r in rows if r["labels"] == budget_key(budget)]
+        summaries[budget_key(budget)] = aggregate(chosen, by="method")
+    grouped, notes = predictions_by_budget(records)
+    differences = statistics_for(grouped, config.methods(), n_resamples=config.bootstrap_resamples)
+    return summaries, differences, notes
+
+
+def predictions_by_budget(records: list[dict[str, Any]]):
+    """({budget: {method: {seed: Predictions}}}, notes) from cell records (cells written before
+    predictions were saved have none: they are named in a note and left out of the statistics)."""
+    import numpy as np
+
+    from sslkit.evaluation.statistics import Predictions
+
+    grouped: dict[str, dict[str, dict[int, Predictions]]] = {}
+    missing = []
+    for record in records:
+        saved = record.get("test_predictions")
+        if not saved:
+            missing.append(f"{record['method']} seed {record['seed']}")
+            continue
+        by_method = grouped.setdefault(str(record.get("labels")), {}).setdefault(record["method"], {})
+        by_method[int(record["seed"])] = Predictions(list(saved["ids"]), np.asarray(saved["labels"], dtype=np.int64),
+                                                     np.asarray(saved["probs"], dtype=float))
+    notes = [f"no saved test predictions for {', '.join(missing)} (cells from an older sslkit): "
+             "left out of the paired statistics"] if missing else []
+    return grouped, notes
+
+
+def statistics_for(grouped, methods: list[str], *, n_resamples: int, seed: int = 0) -> dict[str, list]:
+    """label budget -> paired differences of every method against each reference present."""
+    from sslkit.evaluation.statistics import paired_differences, reference_pairs
+
+    out = {}
+    for budget, by_method in grouped.items():
+        present = [m for m in methods if m in by_method] or list(by_method)
+        try:
+            out[budget] = paired_differences(by_method, reference_pairs(present, REFERENCES),
+                                             n_resamples=n_resamples, seed=seed)
+        except ValueError as error:
+            raise UserError(f"cannot pair the {budget}-label cells: {error}") from None
+    return out
+
+
+def prediction_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(predictions.csv rows, class names) from cell records."""
+    rows: list[dict[str, Any]] = []
+    class_names: list[str] = []
+    for record in records:
+        saved = record.get("test_predictions")
+        if not saved:
+            continue
+        class_names = list(record["test"]["class_names"])
+        for image, label, probs in zip(saved["ids"], saved["labels"], saved["probs"]):
+            rows.append({"method": record["method"], "labels": record.get("labels"), "seed": record["seed"],
+                         "image": image, "label": int(label),
+                         **{f"prob_{name}": float(p) for name, p in zip(class_names, probs)}})
+    return rows, class_names
+
+
+def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Path]:
+    """``sslkit compare --stats-only OUT``: redo differences.csv (and statistics.md) from
+    OUT/predictions.csv alone, without the run directories and without retraining."""
+    from sslkit.evaluation.statistics import compare_predictions
+
+    out = Path(out).expanduser()
+    path = out / PREDICTIONS_FILE
+    if not path.is_file():
+        raise UserError(f"'{out}' has no {PREDICTIONS_FILE}; run sslkit compare with --out {out} first")
+    try:
+        differences = compare_predictions(path, REFERENCES, n_resamples=n_resamples, seed=seed)
+    except ValueError as error:
+        raise UserError(f"cannot recompute the statistics from '{path}': {error}") from None
+    csv_path = write_differences_csv(out / DIFFERENCES_FILE, differences)
+    md_path = out / "statistics.md"
+    atomic_write_text(md_path, "\n".join(["# sslkit compare: paired statistics", "",
+                                          f"Recomputed from `{PREDICTIONS_FILE}` ({n_resamples} resamples).", "",
+                                          differences_markdown(differences), ""]))
+    return {"csv": csv_path, "markdown": md_path, "differences": differences}
+
+
+def write_differences_csv(path: Path, differences: dict[str, list]) -> Path:
+    from sslkit.evaluation.reporting import write_rows_csv
+
+    rows = [{"labels": budget, **d.to_row()} for budget, diffs in differences.items() for d in diffs]
+    return write_rows_csv(path, rows, DIFFERENCE_COLUMNS)
+
+
+DIFFERENCE_COLUMNS = ["labels", "method", "reference", "metric", "difference", "ci_low", "ci_high", "verdict",
+                      "images", "seeds"]
+
+
+def differences_markdown(differences: dict[str, list]) -> str:
+    """One table per label budget: method vs reference, each metric as difference [95 % CI] verdict."""
+    from sslkit.evaluation.reporting import METRIC_LABELS
+
+    blocks = []
+    for budget, diffs in differences.items():
+        if not diffs:
+            continue
+        header = ["method", "vs", *(METRIC_LABELS[m] for m in SCALAR_METRICS)]
+        lines = [f"{budget} labels, {diffs[0].images} test images, pooled over {diffs[0].seeds} seed(s):", "",
+                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        pairs = list(dict.fromkeys((d.method, d.reference) for d in diffs))
+        by = {(d.method, d.reference, d.metric): d for d in diffs}
+        for method, reference in pairs:
+            cells = [format_difference(by[(method, reference, m)]) if (method, reference, m) in by else ""
+                     for m in SCALAR_METRICS]
+            lines.append("| " + " | ".join([method, reference, *cells]) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def format_difference(d) -> str:
+    """``+0.052 [-0.011, +0.118] not distinguishable``."""
+    import math
+
+    if math.isnan(d.difference):
+        return "n/a"
+    interval = "" if math.isnan(d.ci_low) else f" [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
+    return f"{d.difference:+.3f}{interval} {d.verdict}"

@@ -1,0 +1,196 @@
+"""Where a pretraining run stands: the one object exact resume depends on.
+
+:class:`TrainState` holds the counters (``epoch``/``batch`` say where the next step starts,
+``step`` counts steps done), the per-epoch history and statistics and the training time, and
+turns itself into a checkpoint and back (:meth:`TrainState.checkpoint`, :meth:`TrainState.restore`).
+The checkpoint's keys are a file format: runs saved by earlier versions must keep loading, so a
+new field gets a default in :meth:`restore`, never a renamed key.
+
+It also words where the run stands when it ends early (diverged, disk full, Ctrl-C), since
+those sentences name the step, the epoch and the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sslkit.engine.checkpoint import FORMAT, FORMAT_VERSION, capture_rng_states, restore_rng_states
+from sslkit.engine.config import PretrainConfig
+from sslkit.engine.epoch_stats import EpochStats
+from sslkit.errors import UserError
+
+if TYPE_CHECKING:
+    from sslkit.engine.run_parts import RunParts
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.pt"
+
+
+def checkpoint_path(run_dir: Path, name: str = LAST) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / name
+
+
+class TrainingDiverged(UserError):
+    """The loss or the weights became NaN/inf; the last good checkpoint is kept (exit 3)."""
+
+    exit_code = 3
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the current step finished and a checkpoint was saved; resume with ``--resume``."""
+
+    def __init__(self, message: str, run_dir: Path, step: int):
+        super().__init__(message)
+        self.message = message
+        self.run_dir = run_dir
+        self.step = step
+
+
+@dataclasses.dataclass
+class TrainState:
+    """The counters, history and random states of one run (see the module docstring)."""
+
+    config: PretrainConfig  # ``config.out`` names the run directory
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    stats: EpochStats = dataclasses.field(default_factory=EpochStats)
+    train_seconds: float = 0.0
+    # Not saved: random states waiting for the first batch, the newest checkpoint that is known
+    # good, the processes' agreed Ctrl-C flag and whether masker drift was reported.
+    pending_rng: dict[str, Any] | None = None
+    last_good: tuple[Path, int] | None = None
+    stop_agreed: bool = False
+    masker_drift_reported: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.out)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @staticmethod
+    def rank_state(parts: RunParts) -> dict[str, Any]:
+        """What differs between processes: the masker's state (its generator is seeded per rank)
+        and the global random states."""
+        return {"masker": parts.masker.state_dict(), "rng": capture_rng_states()}
+
+    def checkpoint(self, parts: RunParts, ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The checkpoint dict; ``ranks`` are every process's :meth:`rank_state` (rank 0 first)."""
+        own = ranks[0] if ranks else self.rank_state(parts)
+        state = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "steps_per_epoch": parts.steps_per_epoch,
+            "model": parts.predictor.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.scheduler.state_dict(),
+            "scaler": parts.precision.state_dict(),
+            "masker": own["masker"],
+            "rng": own["rng"],
+            "history": self.history,
+            "epoch_stats": self.stats.state_dict(),
+            "train_seconds": self.train_seconds,
+            "config": self.config.to_dict(),
+            "world_size": parts.dist.world_size,
+        }
+        if ranks and len(ranks) > 1:
+            state["ranks"] = ranks  # rank r resumes from ranks[r]
+        return state
+
+    def restore(self, parts: RunParts, state: dict[str, Any]) -> None:
+        """Load a checkpoint into ``parts`` and this state; the random states wait for the first
+        batch (:meth:`restore_pending_rng`)."""
+        dist = parts.dist
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != dist.world_size:
+            raise UserError(
+                f"cannot resume '{self.run_dir}': it was trained by {saved_world} process(es), this is {dist.world_size}; "
+                f"resume it with {saved_world} (torchrun --nproc-per-node, or sslkit pretrain --nproc), since each "
+                "process's data shard and random state are part of the exact resume"
+            )
+        if state.get("steps_per_epoch") != parts.steps_per_epoch:
+            raise UserError(
+                f"cannot resume '{self.run_dir}': its data now gives {parts.steps_per_epoch} batches per epoch, "
+                f"the run had {state.get('steps_per_epoch')} (did the data change?)"
+            )
+        parts.predictor.load_state_dict(state["model"])
+        parts.optimizer.load_state_dict(state["optimizer"])
+        parts.scheduler.load_state_dict(state["scheduler"])
+        parts.precision.load_state_dict(state.get("scaler") or {})
+        own = state["ranks"][dist.rank] if "ranks" in state else state
+        parts.masker.load_state_dict(own["masker"])
+        self.pending_rng = own["rng"]
+        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+        self.history = list(state.get("history", []))
+        self.stats = EpochStats(**state.get("epoch_stats", {}))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.last_good = (checkpoint_path(self.run_dir), self.step)
+
+    def restore_pending_rng(self) -> None:
+        """Called once the first batch is here: starting a loader may draw from torch's global
+        generator (worker seeds) at another moment than in the uninterrupted run; sslkit's
+        loader order itself draws nothing global."""
+        if self.pending_rng is not None:
+            restore_rng_states(self.pending_rng)
+            self.pending_rng = None
+
+    def end_epoch(self, lr: float) -> dict[str, Any]:
+        """Close the epoch: its row joins the history (callbacks may add to it before it is
+        saved) and the counters move to the next epoch's first batch."""
+        row = self.stats.row(self.epoch + 1, self.step, lr)
+        self.history.append(row)
+        self.epoch, self.batch, self.stats = self.epoch + 1, 0, EpochStats()
+        return row
+
+    def final(self) -> dict[str, Any]:
+        history = self.history
+        return {
+            "loss": history[-1]["loss"] if history else None,
+            "first_epoch_loss": history[0]["loss"] if history else None,
+            "epochs": len(history),
+            "steps": self.step,
+            "train_seconds": self.train_seconds,
+            "run_dir": str(self.run_dir),
+            "encoder": str(self.run_dir / "encoder"),
+        }
+
+    # -- how the run ends early --------------------------------------------------------------
+    def kept(self) -> str:
+        if self.last_good is not None:
+            return f"the last good checkpoint {self.last_good[0]} (step {self.last_good[1]}) is kept"
+        return "no checkpoint had been written yet"
+
+    def diverged(self, what: str, step: int) -> str:
+        # --resume keeps a run's settings, so the advice is a new run; fp32 only when not already
+        advice = "start a new run with a lower --lr"
+        if self.config.precision != "fp32":
+            advice += " or with --precision fp32"
+        return f"training stopped: {what} at step {step} (epoch {self.epoch + 1}); {self.kept()}; {advice}"
+
+    def save_failed(self, path: Path | str | None, error: OSError, what: str = "checkpoint") -> str:
+        then = (f"continue with: sslkit pretrain --resume {self.run_dir}" if self.last_good is not None
+                else "start the run again")
+        target = f"{what} '{path}'" if path else what
+        return (f"cannot write {target}: {error.strerror or error}; {self.kept()}; "
+                f"free some space (or fix the folder's permissions), then {then}")
+
+    def interrupted(self, path: Path) -> TrainingInterrupted:
+        message = (
+            f"Interrupted after step {self.step}; checkpoint saved to {path}; "
+            f"continue with: sslkit pretrain --resume {self.run_dir}"
+        )
+        return TrainingInterrupted(message, self.run_dir, self.step)
+
+    def interrupted_again(self) -> TrainingInterrupted:
+        """A second Ctrl-C while the first one's checkpoint was being written."""
+        if self.last_good is not None:
+            then = f"{self.kept()}; continue with: sslkit pretrain --resume {self.run_dir}"
+        else:
+            then = "no checkpoint had been written yet, so the run folder is removed; start the run again"
+        return TrainingInterrupted(f"Interrupted again before a checkpoint was saved; {then}", self.run_dir, self.step)

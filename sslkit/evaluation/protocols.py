@@ -1,0 +1,67 @@
+"""The fine-tuning protocols, defined once: the CLI's choices, the defaults, the heads, validation.
+
+A protocol says what trains, with which head, for how long by default and with which schedule
+and splits by default. ``sslkit finetune``, ``sslkit compare`` and the engine all read
+:data:`PROTOCOLS`, so adding a protocol (or changing a default) is one edit here (plus the head,
+when it is a new kind, in :mod:`sslkit.evaluation.classifier`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sslkit.errors import UserError
+from sslkit.registry import closest
+
+
+#: ``--select``: report the last epoch (the paper's) or the one with the best validation macro F1.
+SELECT_CHOICES = ("last", "best-val")
+#: ``--class-weights``: ``auto`` = the paper's ``10 * (1 - n_c / N)``; ``none`` = unweighted.
+CLASS_WEIGHT_CHOICES = ("auto", "none")
+#: ``--lr-schedule``: ``paper`` = MultiStepLR x0.33 at 75 % and 87.5 % of the epochs; ``none`` = constant.
+LR_SCHEDULES = ("none", "paper")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    frozen: bool
+    """The encoder neither trains nor updates its BatchNorm statistics (features are cached)."""
+    head: str
+    """Head kind built by :func:`sslkit.evaluation.classifier.build_head`: ``linear`` or ``paper``."""
+    default_epochs: int
+    lr_schedule: str
+    """Default learning-rate schedule: ``paper`` (MultiStepLR x0.33 at 75 % and 87.5 %) or ``none``."""
+    paper_splits: bool
+    """Whether the authors' balanced 100/100/100 splits are the default (when the data allows)."""
+    summary: str
+    """One sentence for ``--help``."""
+
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
+    Protocol("linear", frozen=True, head="linear", default_epochs=100, lr_schedule="none", paper_splits=False,
+             summary="frozen encoder, linear head."),
+    Protocol("paper", frozen=True, head="paper", default_epochs=200, lr_schedule="paper", paper_splits=True,
+             summary="the authors' protocol (their balanced 100/100/100 splits, conv+MLP head, weighted loss, "
+                     "Adam 1e-3, MultiStepLR x0.33 at epochs 150 and 175 of 200, last epoch); deliberate "
+                     "differences: the frozen encoder's BatchNorm stays in eval mode and the head's input is "
+                     "standardised (--no-standardize-features turns that off)."),
+    Protocol("full", frozen=False, head="linear", default_epochs=50, lr_schedule="none", paper_splits=False,
+             summary="whole network, encoder at --encoder-lr-scale x --lr."),
+)}
+PROTOCOL_NAMES: tuple[str, ...] = tuple(PROTOCOLS)
+FROZEN_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.frozen)
+#: ``--protocol``'s help text, shared by ``sslkit finetune`` and ``sslkit compare``.
+PROTOCOL_HELP = " ".join(f"{p.name}: {p.summary}" for p in PROTOCOLS.values())
+#: ``--epochs``'s help text.
+DEFAULT_EPOCHS_HELP = "Default per protocol: " + ", ".join(f"{p.name} {p.default_epochs}" for p in PROTOCOLS.values()) + "."
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol called ``name``; an unknown name is one sentence suggesting the closest."""
+    protocol = PROTOCOLS.get(name)
+    if protocol is None:
+        hint = closest(str(name), list(PROTOCOL_NAMES))
+        suggestion = f" (did you mean '{hint}'?)" if hint else ""
+        raise UserError(f"unknown protocol '{name}'{suggestion}; known: {', '.join(PROTOCOL_NAMES)}")
+    return protocol

@@ -1,0 +1,291 @@
+"""Paired bootstrap confidence intervals for "is method A better than method B on this test set?".
+
+With 2-3 seeds and 100-160 test images, mean ± std over seeds cannot say whether a difference is
+real: most of the uncertainty is *which* test images were drawn, and that is shared by every
+method (they are scored on the same images). So the comparison is paired: each bootstrap
+resample draws test images with replacement (one seeded ``numpy`` Generator, the same draws for
+every method, seed and metric), scores method and reference on the same resampled images, and
+averages the difference over the seeds both have (the seed fixes the labelled images, so seed s
+of one method is paired with seed s of the other). The 95 % interval is the 2.5th and 97.5th
+percentile of those resampled differences (``scipy.stats.scoreatpercentile``: the percentile
+bootstrap). Verdict: "better" when the whole interval is above 0, "worse" when below, else "not
+distinguishable".
+
+Scoring thousands of resamples with scikit-learn would take minutes, so the four metrics are
+computed here on all resamples at once with the definitions of
+:func:`sslkit.evaluation.metrics.classification_metrics` (accuracy; balanced accuracy = mean recall
+over the classes present; macro F1 over the classes present or predicted; AUROC binary or
+one-vs-rest macro over the classes with positives and negatives, from average ranks via
+``scipy.stats.rankdata``, the Mann-Whitney identity). A test checks they equal scikit-learn's on
+the unresampled set. :func:`compare_predictions` recomputes everything from a saved
+``predictions.csv`` without retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from sslkit.evaluation.metrics import SCALAR_METRICS
+
+DEFAULT_RESAMPLES = 2000
+CONFIDENCE = 0.95
+VERDICTS = ("better", "worse", "not distinguishable")
+
+
+@dataclass
+class Predictions:
+    """One model's test predictions: image ids (N,), true labels (N,), probabilities (N, K)."""
+
+    ids: list[str]
+    labels: np.ndarray
+    probs: np.ndarray
+
+    def aligned_to(self, ids: Sequence[str]) -> "Predictions":
+        """The same predictions in the order of ``ids`` (which must be the same set of images)."""
+        if list(ids) == list(self.ids):
+            return self
+        position = {image: i for i, image in enumerate(self.ids)}
+        if len(position) != len(self.ids) or set(position) != set(ids):
+            raise ValueError("the predictions to pair are not on the same test images")
+        order = np.array([position[image] for image in ids])
+        return Predictions(list(ids), self.labels[order], self.probs[order])
+
+
+def _rank_auroc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Per-row AUROC of ``scores`` (B, N) for boolean ``positive`` (B, N); NaN where a row lacks
+    positives or negatives. Average ranks make ties count one half, as scikit-learn does."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=1)
+    n_pos = positive.sum(axis=1)
+    n_neg = positive.shape[1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = (ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2.0
+        auc = u / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+
+
+def resampled_metrics(labels: np.ndarray, probs: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Each scalar metric on every resample: ``indices`` (B, N) -> {metric: (B,)}."""
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    indices = np.atleast_2d(indices)
+    num_classes = probs.shape[1]
+    truth = labels[indices]
+    predicted = probs.argmax(axis=1)[indices]
+    recalls, f1s, aucs = [], [], []
+    for c in range(num_classes):
+        is_true, is_pred = truth == c, predicted == c
+        n_true, n_pred = is_true.sum(axis=1), is_pred.sum(axis=1)
+        hits = (is_true & is_pred).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recalls.append(np.where(n_true > 0, hits / n_true, np.nan))
+            f1s.append(np.where(n_true + n_pred > 0, 2.0 * hits / (n_true + n_pred), np.nan))
+        if num_classes > 2 or c == 1:
+            aucs.append(_rank_auroc(probs[:, c][indices], is_true))
+    with np.errstate(invalid="ignore"), _quiet_nanmean():
+        return {
+            "accuracy": (truth == predicted).mean(axis=1),
+            "balanced_accuracy": np.nanmean(np.stack(recalls), axis=0),
+            "macro_f1": np.nanmean(np.stack(f1s), axis=0),
+            "auroc": np.nanmean(np.stack(aucs), axis=0),
+        }
+
+
+class _quiet_nanmean:
+    """nanmean of an all-NaN column is NaN by design here (an undefined AUROC); no warning."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
+def bootstrap_indices(n: int, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """(n_resamples, n) test-image indices drawn with replacement by a seeded Generator."""
+    return np.random.default_rng(seed).integers(0, n, size=(int(n_resamples), int(n)))
+
+
+@dataclass
+class Difference:
+    """method minus reference on one metric: observed, 95 % CI, verdict."""
+
+    method: str
+    reference: str
+    metric: str
+    difference: float
+    ci_low: float
+    ci_high: float
+    verdict: str
+    images: int
+    seeds: int
+
+    def to_row(self) -> dict:
+        return asdict(self)
+
+
+def verdict(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "n/a"
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "not distinguishable"
+
+
+def paired_differences(
+    predictions: Mapping[str, Mapping[int, Predictions]],
+    pairs: Iterable[tuple[str, str]],
+    *,
+    metrics: Sequence[str] = SCALAR_METRICS,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> list[Difference]:
+    """Paired bootstrap CIs of ``method - reference`` for each (method, reference) pair and metric.
+
+    ``predictions`` maps method -> seed -> :class:`Predictions`; a pair uses the seeds both
+    methods have, and every model must be scored on the same test images (any order).
+    """
+    from scipy.stats import scoreatpercentile
+
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    first = next(iter(next(iter(predictions.values())).values()))
+    ids = list(first.ids)
+    indices = bootstrap_indices(len(ids), n_resamples, seed)
+    identity = np.arange(len(ids))[None, :]
+    cache: dict[tuple[str, int], tuple[dict, dict]] = {}
+
+    def scores(method: str, run_seed: int):
+        if (method, run_seed) not in cache:
+            p = predictions[method][run_seed].aligned_to(ids)
+            if not np.array_equal(p.labels, first.aligned_to(ids).labels):
+                raise ValueError(f"{method} seed {run_seed} has other true labels for the same test images")
+            cache[(method, run_seed)] = (resampled_metrics(p.labels, p.probs, identity),
+                                         resampled_metrics(p.labels, p.probs, indices))
+        return cache[(method, run_seed)]
+
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    out: list[Difference] = []
+    for method, reference in pairs:
+        seeds = sorted(set(predictions[method]) & set(predictions[reference]))
+        if not seeds:
+            raise ValueError(f"{method} and {reference} share no seed to pair")
+        for metric in metrics:
+            observed = np.mean([scores(method, s)[0][metric][0] - scores(reference, s)[0][metric][0] for s in seeds])
+            resampled = np.mean([scores(method, s)[1][metric] - scores(reference, s)[1][metric] for s in seeds], axis=0)
+            resampled = resampled[~np.isnan(resampled)]
+            if resampled.size:
+                low, high = (float(v) for v in scoreatpercentile(resampled, [tail, 100.0 - tail]))
+            else:
+                low = high = float("nan")
+            out.append(Difference(method, reference, metric, float(observed), low, high, verdict(low, high),
+                                  len(ids), len(seeds)))
+    return out
+
+
+def bootstrap_scores(
+    predictions: Mapping[str, Mapping[int, Predictions]],
+    *,
+    metrics: Sequence[str] = SCALAR_METRICS,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """method -> metric -> (mean over seeds, CI low, CI high): each method's own score with a
+    bootstrap interval over test images (the bands of the label-efficiency curves)."""
+    from scipy.stats import scoreatpercentile
+
+    if not predictions:
+        return {}
+    first = next(iter(next(iter(predictions.values())).values()))
+    ids = list(first.ids)
+    indices = bootstrap_indices(len(ids), n_resamples, seed)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for method, by_seed in predictions.items():
+        runs = [by_seed[s].aligned_to(ids) for s in sorted(by_seed)]
+        observed = [resampled_metrics(p.labels, p.probs, np.arange(len(ids))[None, :]) for p in runs]
+        resampled = [resampled_metrics(p.labels, p.probs, indices) for p in runs]
+        out[method] = {}
+        for metric in metrics:
+            values = np.mean([r[metric] for r in resampled], axis=0)
+            values = values[~np.isnan(values)]
+            low, high = ((float(v) for v in scoreatpercentile(values, [tail, 100.0 - tail]))
+                         if values.size else (float("nan"), float("nan")))
+            out[method][metric] = (float(np.mean([o[metric][0] for o in observed])), low, high)
+    return out
+
+
+# --------------------------------------------------------------------------- saved predictions
+
+PREDICTION_KEYS = ("method", "labels", "seed", "image", "label")
+
+
+def write_predictions_csv(path: str | Path, rows: Iterable[dict], class_names: Sequence[str]) -> Path:
+    """Long-format predictions: one row per (method, label budget, seed, test image), with the
+    true label and one probability column per class (``prob_<class>``)."""
+    from sslkit.csvfiles import write_csv
+
+    columns = [*PREDICTION_KEYS, *(f"prob_{name}" for name in class_names)]
+    return write_csv(path, rows, columns, float_format=".8g")
+
+
+def read_predictions_csv(path: str | Path) -> tuple[dict[str, dict[str, dict[int, Predictions]]], list[str]]:
+    """({label budget: {method: {seed: Predictions}}}, class names) from :func:`write_predictions_csv`."""
+    import csv
+
+    with Path(path).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        prob_columns = [c for c in (reader.fieldnames or []) if c.startswith("prob_")]
+        missing = [k for k in PREDICTION_KEYS if k not in (reader.fieldnames or [])]
+        if missing or not prob_columns:
+            lacking = ", ".join(missing) or "prob_ columns"
+            raise ValueError(f"'{path}' is not an sslkit predictions file (missing {lacking})")
+        grouped: dict[tuple[str, str, int], list[dict]] = {}
+        for row in reader:
+            grouped.setdefault((row["labels"], row["method"], int(row["seed"])), []).append(row)
+    out: dict[str, dict[str, dict[int, Predictions]]] = {}
+    for (budget, method, run_seed), rows in grouped.items():
+        out.setdefault(budget, {}).setdefault(method, {})[run_seed] = Predictions(
+            [r["image"] for r in rows],
+            np.array([int(r["label"]) for r in rows]),
+            np.array([[float(r[c]) for c in prob_columns] for r in rows]),
+        )
+    return out, [c[len("prob_"):] for c in prob_columns]
+
+
+def reference_pairs(methods: Sequence[str], references: Sequence[str]) -> list[tuple[str, str]]:
+    """Every method against every reference present, in the order of ``references``; a pair of
+    two references appears once (against the earlier one: ``random`` vs ``scratch``, not both)."""
+    present = [r for r in references if r in methods]
+    pairs: list[tuple[str, str]] = []
+    for r in present:
+        pairs.extend((m, r) for m in methods if m != r and (r, m) not in pairs)
+    return pairs
+
+
+def compare_predictions(path: str | Path, references: Sequence[str] = ("scratch", "random"), *,
+                        n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, list[Difference]]:
+    """{label budget: differences} recomputed from a compare run's ``predictions.csv``.
+
+    The documented way to redo the statistics (other references, more resamples) without
+    retraining; ``sslkit compare --stats-only OUT`` calls it.
+    """
+    grouped, _ = read_predictions_csv(path)
+    return {budget: paired_differences(by_method, reference_pairs(list(by_method), references),
+                                       n_resamples=n_resamples, seed=seed)
+            for budget, by_method in grouped.items()}

@@ -1,0 +1,53 @@
+"""The import rules of sslkit's layers, checked on the source (imports inside functions count)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import sslkit
+
+ROOT = Path(sslkit.__file__).resolve().parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """module -> the sslkit modules it imports (``from sslkit.data import X`` counts as sslkit.data,
+    and as sslkit.data.X when X is a module)."""
+    modules = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sslkit"):
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names if alias.name.startswith("sslkit"))
+        edges[name] = {m for m in found if m in modules and m != name}
+    return edges
+
+
+def test_data_models_and_evaluation_never_import_the_engine():
+    wrong = sorted(f"{module} imports {target}" for module, targets in _imports().items()
+                   for target in targets
+                   if module.split(".")[1:2] in (["data"], ["models"], ["evaluation"])
+                   and target.startswith("sslkit.engine"))
+    assert wrong == []
+
+
+def test_no_two_modules_import_each_other():
+    edges = _imports()
+    mutual = sorted({tuple(sorted((a, b))) for a, targets in edges.items() for b in targets if a in edges.get(b, ())})
+    assert mutual == []
+
+
+def test_the_checks_see_imports():
+    """Guard against a checker that finds nothing: known imports are found, inside functions too."""
+    edges = _imports()
+    assert "sslkit.evaluation.protocols" in edges["sslkit.evaluation.classifier"]
+    assert "sslkit.engine.finetune" in edges["sslkit.engine.compare_cells"]  # imported inside a function

@@ -1,0 +1,46 @@
+"""The protocol table is the one source of the CLI's choices, the defaults and the heads."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from sslkit.commands.compare_cmd import compare_command
+from sslkit.commands.finetune_cmd import finetune_command
+from sslkit.engine.finetune import FinetuneConfig
+from sslkit.errors import UserError
+from sslkit.evaluation.classifier import LinearHead, PaperHead, build_head
+from sslkit.evaluation.protocols import PROTOCOL_NAMES, PROTOCOLS, get_protocol
+
+
+def _choices(command: click.Command, name: str) -> tuple[str, ...]:
+    option = next(p for p in command.params if p.name == name)
+    return tuple(option.type.choices)
+
+
+def test_commands_offer_exactly_the_table_protocols():
+    assert _choices(finetune_command, "protocol") == PROTOCOL_NAMES == _choices(compare_command, "protocol")
+    assert set(PROTOCOL_NAMES) == {"linear", "paper", "full"}
+
+
+@pytest.mark.parametrize("name", list(PROTOCOLS))
+def test_each_protocol_sets_defaults_and_head(name):
+    protocol = PROTOCOLS[name]
+    config = FinetuneConfig(protocol=name)
+    assert config.resolved_epochs() == protocol.default_epochs
+    assert config.resolved_lr_schedule() == protocol.lr_schedule
+    head = build_head(name, 8, 3)
+    assert isinstance(head, {"paper": PaperHead, "linear": LinearHead}[protocol.head])
+    assert (getattr(head, "standardizer", None) is not None) == protocol.frozen
+
+
+def test_the_paper_defaults_match_the_authors():
+    paper = get_protocol("paper")
+    assert (paper.frozen, paper.default_epochs, paper.lr_schedule, paper.paper_splits) == (True, 200, "paper", True)
+    assert get_protocol("full").frozen is False
+
+
+def test_unknown_protocol_is_one_sentence_with_a_suggestion():
+    with pytest.raises(UserError, match=r"unknown protocol 'papr' \(did you mean 'paper'\?\); known: linear, paper, full"):
+        get_protocol("papr")
+
