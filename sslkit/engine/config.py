@@ -301,9 +301,18 @@ def save_config(config: PretrainConfig, path: str | Path) -> None:
     atomic_write_text(Path(path), header + yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+#: Settings added after runs already existed, with the value those runs were trained with: a run
+#: whose config.yaml lacks the key resumes (and is fingerprinted) as it was built, not with
+#: today's default (a decoder without skips would not even load its checkpoint).
+SETTINGS_BEFORE_THEY_EXISTED = {"decoder_skips": "all", "channels_last": False}
+
+
 def load_run_config(run_dir: str | Path) -> PretrainConfig:
     """The saved config of a run directory (for ``--resume``)."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise UserError(f"'{run_dir}' is not a run directory (no config.yaml)")
-    return PretrainConfig.from_mapping(load_config_file(path), f"'{path}'")
+    values = load_config_file(path)
+    for key, value in SETTINGS_BEFORE_THEY_EXISTED.items():
+        values.setdefault(key, value)
+    return PretrainConfig.from_mapping(values, f"'{path}'")

@@ -124,3 +124,16 @@ def test_example_config_is_valid_and_complete():
     values = load_config_file(path)
     assert set(values) == {f.name for f in dataclasses.fields(PretrainConfig)}  # documents every key
     validate(merge(values, {}))
+
+
+def test_a_run_saved_before_new_settings_resumes_as_it_was_built(tmp_path):
+    """config.yaml files written before --decoder-skips and --channels-last existed keep the
+    architecture and layout they were trained with, not today's defaults."""
+    from sslkit.engine.config import load_run_config
+
+    (tmp_path / "config.yaml").write_text("masker: random\nprecision: fp32\nepochs: 10\n")
+    old = load_run_config(tmp_path)
+    assert (old.decoder_skips, old.channels_last, old.precision) == ("all", False, "fp32")
+    (tmp_path / "config.yaml").write_text("masker: random\ndecoder_skips: none\nchannels_last: true\n")
+    new = load_run_config(tmp_path)
+    assert (new.decoder_skips, new.channels_last) == ("none", True)

@@ -8,39 +8,11 @@ through :func:`sslkit.cli.run_cli`, the console script's own entry point.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from fault_helpers import TINY_BACKBONE
 
 from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
-
-
-def _images(rng: np.random.Generator, n: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    images, masks = [], []
-    for _ in range(n):
-        cy, cx, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.25)
-        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
-        img = np.clip(0.2 + 0.6 * blob + 0.03 * rng.standard_normal((size, size)), 0, 1)
-        images.append((img * 255).astype(np.uint8))
-        masks.append((blob > 0.6).astype(np.uint8))
-    return np.stack(images), np.stack(masks)
-
-
-@pytest.fixture(scope="session")
-def tiny_npz(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    arrays = {"classes": np.array(["a", "b"])}
-    for split, n in (("train", 10), ("val", 2), ("test", 4)):
-        images, masks = _images(rng, n)
-        arrays[f"{split}_images"], arrays[f"{split}_masks"] = images, masks
-        arrays[f"{split}_labels"] = (np.arange(n) % 2).astype(np.uint8)
-    path = tmp_path_factory.mktemp("faultdata") / "tiny.npz"
-    np.savez(path, **arrays)
-    return path
 
 
 @pytest.fixture
