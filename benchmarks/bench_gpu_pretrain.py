@@ -75,7 +75,8 @@ def bench_precision(precision_name: str, maskers: list[tuple[str, dict]], args, 
     runs = []
     for name, options in maskers:
         torch.manual_seed(0)  # the same initial predictor for every masker
-        model = build_predictor(args.backbone, in_chans=1, plugins=plugins).to(device).train()
+        model = build_predictor(args.backbone, in_chans=1, plugins=plugins, decoder_skips="auto")  # as sslkit pretrain
+        model = model.to(device).train()
         masker = plugins.maskers.create(name, **options)
         masker.setup(context)
         runs.append({

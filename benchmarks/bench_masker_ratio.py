@@ -118,7 +118,8 @@ def main(argv=None) -> None:
     runs = []
     for label, name, options, default in configs:
         torch.manual_seed(0)  # the same initial predictor for every masker
-        model = build_predictor(args.backbone, in_chans=1, plugins=plugins).to(device, memory_format=CL).train()
+        model = build_predictor(args.backbone, in_chans=1, plugins=plugins, decoder_skips="auto")  # as sslkit pretrain
+        model = model.to(device, memory_format=CL).train()
         masker = plugins.maskers.create(name, **options)
         masker.setup(MaskerContext(size, 1, device, total_steps=total, steps_per_epoch=total, epochs=1,
                                    encoder=model.encoder, precision=precision, memory_format=CL))

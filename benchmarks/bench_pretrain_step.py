@@ -94,7 +94,8 @@ class StepRunner:
         plugins = get_plugins()
         torch.manual_seed(0)
         self.device, self.precision = device, precision
-        self.model = build_predictor(name, in_chans=args.in_chans, plugins=plugins).to(device, memory_format=CL).train()
+        self.model = build_predictor(name, in_chans=args.in_chans, plugins=plugins, decoder_skips="auto")
+        self.model = self.model.to(device, memory_format=CL).train()
         self.optimizer = build_optimizer(self.model.parameters(), "adam", lr=1e-3)
         size = (args.image_size, args.image_size)
         self.masker = plugins.maskers.create(args.masker, **masker_options)

@@ -11,7 +11,8 @@ chosen cell and one Adam step of the agent; fp32, PyTorch's default Adam, NCHW: 
 does, with the greedy policy (argmax of Q; its cost equals the exploration phase's).
 
 *sslkit* is :func:`sslkit.engine.step.train_step` as ``sslkit pretrain --backbone paper-unet
---backbone-opt bottleneck_kernel=K --masker dqn --masker-opt network=paper --masker-opt grid=G``
+--backbone-opt bottleneck_kernel=K --decoder-skips all --masker dqn --masker-opt network=paper
+--masker-opt grid=G``
 runs it: masks built vectorised, fused Adam, channels_last, and the run's precision: once in
 ``fp32`` and once in the default ``auto`` (bf16 on hardware with native bf16). The grid G is the
 authors' S // 32 (2 at 64 px, 4 at 128 px, 9 at 300 px) so that both agents choose among the same

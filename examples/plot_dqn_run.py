@@ -28,7 +28,8 @@ def load_run(run_dir: Path):
     if config["masker"] != "dqn":
         raise SystemExit(f"{run_dir} was pretrained with masker '{config['masker']}', not 'dqn'")
     plugins = get_plugins()
-    predictor = build_predictor(config["backbone"], in_chans=config["in_chans"], plugins=plugins, **config["backbone_options"])
+    predictor = build_predictor(config["backbone"], in_chans=config["in_chans"], plugins=plugins,
+                                decoder_skips=config.get("decoder_skips", "all"), **config["backbone_options"])
     predictor.load_state_dict(state["model"])
     masker = plugins.maskers.create("dqn", **config["masker_options"])
     size = (config["image_size"], config["image_size"])

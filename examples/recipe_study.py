@@ -29,9 +29,10 @@ from pathlib import Path
 #: name -> extra `sslkit pretrain` arguments (resnet18, 64 px, the run's default precision).
 PLAN: dict[str, list[str]] = {
     "scratch": [],  # no pretraining: random weights, the baseline
-    "box6-skips-all": ["--masker", "random"],  # sslkit's earlier default: one box, 6 % of the image
-    "box40-skips-all": ["--masker", "random", "--masker-opt", "area=0.1", "--masker-opt", "count=5"],
-    "grid60-skips-all": ["--masker", "random-grid", "--masker-opt", "ratio=0.6"],
+    "box6-skips-all": ["--masker", "random", "--decoder-skips", "all"],  # sslkit's earlier default: one box, 6 % of the image
+    "box40-skips-all": ["--masker", "random", "--masker-opt", "area=0.1", "--masker-opt", "count=5",
+                        "--decoder-skips", "all"],
+    "grid60-skips-all": ["--masker", "random-grid", "--masker-opt", "ratio=0.6", "--decoder-skips", "all"],
     "box6-skips-none": ["--masker", "random", "--decoder-skips", "none"],
     "box40-skips-none": ["--masker", "random", "--masker-opt", "area=0.1", "--masker-opt", "count=5",
                          "--decoder-skips", "none"],

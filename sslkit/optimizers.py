@@ -46,9 +46,9 @@ def build_optimizer(
 
 def implementation_name(optimizer: torch.optim.Optimizer) -> str:
     """``fused``, ``foreach`` or ``for-loop``: what the run prints and records."""
-    defaults = optimizer.defaults
-    if defaults.get("fused"):
+    group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
+    if group.get("fused"):  # read from the group: a resumed optimizer keeps the form it was saved with
         return "fused"
-    if defaults.get("foreach"):
+    if group.get("foreach"):
         return "foreach"
     return "for-loop"

@@ -107,7 +107,7 @@ def _seeds(text: str) -> list[int]:
 @click.command("compare")
 @click.option("--maskers", default="random-grid,dqn", show_default=True,
               help="Comma-separated maskers to compare; ALIAS=MASKER:KEY=VALUE,KEY=VALUE runs a masker again under "
-                   "another name with its own options, e.g. random,dqn,dqn-masked=dqn:reward=masked.")
+                   "another name with its own options, e.g. random-grid,dqn,dqn-masked=dqn:reward=masked.")
 @click.option("--masker-opt", "masker_opts", multiple=True, metavar="METHOD:KEY=VALUE",
               help="An option of one masker or alias (repeatable), e.g. dqn:block=2.")
 @click.option("--scratch/--no-scratch", default=True, show_default=True,
@@ -173,7 +173,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
 
     Every masker is pretrained once per seed, then every encoder is fine-tuned and scored on the
     test split; the table shows mean ± std over seeds, and every method is compared with scratch,
-    scratch-full and random by its paired difference on the same test images with a 95 %
+    scratch-full, random and random-grid (those present) by its paired difference on the same test images with a 95 %
     bootstrap interval and a verdict (better / worse / not distinguishable). Rerunning the same
     command reuses the finished cells, so an interrupted comparison continues where it stopped.
 

@@ -48,7 +48,7 @@ def _choice(key: str) -> click.Choice:
 @click.option("--resume", type=click.Path(file_okay=False), metavar="RUN_DIR",
               help="Continue a run exactly where its last checkpoint left it.")
 @click.option("--masker", default=_D.masker, show_default=True, help="Masking strategy (see 'sslkit list maskers').")
-@click.option("--masker-opt", multiple=True, metavar="KEY=VALUE", help="Masker option (repeatable), e.g. size=0.25.")
+@click.option("--masker-opt", multiple=True, metavar="KEY=VALUE", help="Masker option (repeatable), e.g. ratio=0.6 (see sslkit list maskers NAME).")
 @click.option("--backbone", default=_D.backbone, show_default=True,
               help="Encoder backbone: any timm model with features_only, or paper-unet.")
 @click.option("--backbone-opt", multiple=True, metavar="KEY=VALUE", help="Backbone option (repeatable).")

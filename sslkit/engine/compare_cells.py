@@ -25,6 +25,7 @@ from sslkit.engine.compare_config import (
     CompareConfig,
     budget_key,
 )
+from sslkit.engine.device import resolve_device, resolve_precision
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import SCALAR_METRICS
 from sslkit.fileio import atomic_write_text
@@ -174,7 +175,10 @@ def _run_pretraining(config: CompareConfig, wanted, run_dir: Path, plugins, quie
 
     if checkpoint_path(run_dir).is_file():
         saved = resume_config(run_dir, {"device": config.device, "workers": config.workers, "quiet": quiet})
-        keep, want = _result_settings(saved.to_dict()), _result_settings(wanted.to_dict())
+        # a run records its concrete precision; `auto` means what this machine resolves it to
+        device = resolve_device(saved.device)
+        keep, want = ({**_result_settings(c.to_dict()), "precision": resolve_precision(c.precision, device)}
+                      for c in (saved, wanted))
         diffs = _differences(json.loads(json.dumps(keep, default=str)), json.loads(json.dumps(want, default=str)))
         if diffs:
             raise UserError(f"'{run_dir}' holds a pretraining run with other settings ({'; '.join(diffs[:3])}); "

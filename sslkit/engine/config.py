@@ -313,6 +313,12 @@ def load_run_config(run_dir: str | Path) -> PretrainConfig:
     if not path.is_file():
         raise UserError(f"'{run_dir}' is not a run directory (no config.yaml)")
     values = load_config_file(path)
+    if "decoder_skips" not in values and values.get("backbone") == "paper-unet":
+        # made before paper-unet became the authors' exact network: rebuild the earlier variant
+        options = dict(values.get("backbone_options") or {})
+        options.setdefault("block", "double")
+        options.setdefault("bottleneck_kernel", 0)
+        values["backbone_options"] = options
     for key, value in SETTINGS_BEFORE_THEY_EXISTED.items():
         values.setdefault(key, value)
     return PretrainConfig.from_mapping(values, f"'{path}'")

@@ -21,6 +21,7 @@ import torch
 from sslkit.engine.config import PretrainConfig, parse_splits
 from sslkit.engine.device import Precision, resolve_device, resolve_precision
 from sslkit.engine.distributed import (
+    broadcast_object,
     DistInfo,
     StepReducer,
     backend_for,
@@ -110,7 +111,8 @@ def build_run(config: PretrainConfig, plugins: Any) -> RunParts:
         check_devices(dist, device)
     # `auto` becomes the concrete precision here, before config.yaml is written: a resumed run
     # (and anyone reading the run directory) sees what was actually used.
-    config = dataclasses.replace(config, precision=resolve_precision(config.precision, device))
+    # Every process uses rank 0's choice: machines of a multi-node run may differ in bf16 support.
+    config = dataclasses.replace(config, precision=broadcast_object(resolve_precision(config.precision, device), dist))
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
 
     # Cheap checks first: unknown masker/backbone names and options fail before data is read.

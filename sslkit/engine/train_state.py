@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sslkit.engine.checkpoint import FORMAT, FORMAT_VERSION, capture_rng_states, restore_rng_states
 from sslkit.engine.config import PretrainConfig
 from sslkit.engine.epoch_stats import EpochStats
-from sslkit.errors import UserError
+from sslkit.errors import UserError, first_line
 
 if TYPE_CHECKING:
     from sslkit.engine.run_parts import RunParts
@@ -119,12 +119,18 @@ class TrainState:
                 f"cannot resume '{self.run_dir}': its data now gives {parts.steps_per_epoch} batches per epoch, "
                 f"the run had {state.get('steps_per_epoch')} (did the data change?)"
             )
-        parts.predictor.load_state_dict(state["model"])
-        parts.optimizer.load_state_dict(state["optimizer"])
-        parts.scheduler.load_state_dict(state["scheduler"])
-        parts.precision.load_state_dict(state.get("scaler") or {})
         own = state["ranks"][dist.rank] if "ranks" in state else state
-        parts.masker.load_state_dict(own["masker"])
+        try:
+            parts.predictor.load_state_dict(state["model"])
+            parts.optimizer.load_state_dict(state["optimizer"])
+            parts.scheduler.load_state_dict(state["scheduler"])
+            parts.precision.load_state_dict(state.get("scaler") or {})
+            parts.masker.load_state_dict(own["masker"])
+        except (RuntimeError, KeyError, ValueError) as error:  # e.g. a network whose layers changed since
+            raise UserError(
+                f"cannot resume '{self.run_dir}': its checkpoint does not fit the networks this sslkit builds from "
+                f"its config.yaml (made by an older sslkit?): {first_line(error)[:160]}"
+            ) from None
         self.pending_rng = own["rng"]
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.history = list(state.get("history", []))

@@ -137,3 +137,12 @@ def test_a_run_saved_before_new_settings_resumes_as_it_was_built(tmp_path):
     (tmp_path / "config.yaml").write_text("masker: random\ndecoder_skips: none\nchannels_last: true\n")
     new = load_run_config(tmp_path)
     assert (new.decoder_skips, new.channels_last) == ("none", True)
+
+
+def test_a_paper_unet_run_saved_before_the_exact_network_rebuilds_its_earlier_variant(tmp_path):
+    from sslkit.engine.config import load_run_config
+
+    (tmp_path / "config.yaml").write_text("backbone: paper-unet\nbackbone_options: {}\n")
+    assert load_run_config(tmp_path).backbone_options == {"block": "double", "bottleneck_kernel": 0}
+    (tmp_path / "config.yaml").write_text("backbone: paper-unet\nbackbone_options: {}\ndecoder_skips: auto\n")
+    assert load_run_config(tmp_path).backbone_options == {}  # a new run: the authors' network
