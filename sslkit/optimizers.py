@@ -18,7 +18,7 @@ from typing import Iterable
 
 import torch
 
-OPTIMIZERS = ("adam", "adamw")
+from sslkit.choices import OPTIMIZERS  # noqa: E402  (one definition, torch-free)
 
 
 def _implementation(params: list[torch.Tensor]) -> dict[str, bool]:

@@ -111,7 +111,6 @@ class SaliencyMasker(MaskerBase):
             raise UserError(f"{WHAT}: level {self.level_option} does not exist; the encoder has {levels} feature levels")
         else:
             self.level = self.level_option % levels
-        self.encoder = encoder
         self.teacher = copy.deepcopy(encoder).to(context.device).eval()
         self.teacher.requires_grad_(False)
         self.dtype = autocast_dtype(context)

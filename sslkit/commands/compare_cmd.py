@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from sslkit.engine.compare_config import SCRATCH_FULL_PROTOCOL
-from sslkit.engine.device import DEVICE_CHOICES
+from sslkit.choices import DEVICE_CHOICES
+from sslkit.engine.compare_config import SCRATCH_FULL_PROTOCOL, CompareConfig
 from sslkit.evaluation.protocols import (
     CLASS_WEIGHT_CHOICES,
     DEFAULT_EPOCHS_HELP,
@@ -15,6 +15,9 @@ from sslkit.evaluation.protocols import (
     SELECT_CHOICES,
 )
 from sslkit.runtime import THREADS_HELP
+
+#: The defaults are CompareConfig's, so the command and the library cannot drift apart.
+_D = CompareConfig()
 
 
 def parse_maskers(text: str) -> tuple[list[str], dict[str, str], dict[str, dict]]:
@@ -105,7 +108,7 @@ def _seeds(text: str) -> list[int]:
 
 
 @click.command("compare")
-@click.option("--maskers", default="random-grid,dqn", show_default=True,
+@click.option("--maskers", default=",".join(_D.maskers), show_default=True,
               help="Comma-separated maskers to compare; ALIAS=MASKER:KEY=VALUE,KEY=VALUE runs a masker again under "
                    "another name with its own options, e.g. random-grid,dqn,dqn-masked=dqn:reward=masked.")
 @click.option("--masker-opt", "masker_opts", multiple=True, metavar="METHOD:KEY=VALUE",
@@ -129,15 +132,15 @@ def _seeds(text: str) -> list[int]:
 @click.option("--paper-splits/--no-paper-splits", default=None,
               help="The authors' balanced 100/100/100 splits for every cell. Default: on for --protocol paper when "
                    "the data allows, else the dataset's own splits.")
-@click.option("--backbone", default="resnet18", show_default=True)
+@click.option("--backbone", default=_D.backbone, show_default=True)
 @click.option("--backbone-opt", "backbone_opts", multiple=True, metavar="KEY=VALUE")
-@click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--image-size", type=int, default=_D.image_size, show_default=True)
 @click.option("--in-chans", type=int, default=1, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="Seed of generated train/val/test splits (the same for every cell).")
-@click.option("--pretrain-epochs", type=int, default=30, show_default=True,
+@click.option("--pretrain-epochs", type=int, default=_D.pretrain_epochs, show_default=True,
               help="Epochs of each pretraining (the recipe study's choice: 30).")
-@click.option("--pretrain-batch-size", type=int, default=32, show_default=True)
+@click.option("--pretrain-batch-size", type=int, default=_D.pretrain_batch_size, show_default=True)
 @click.option("--pretrain-opt", "pretrain_opts", multiple=True, metavar="KEY=VALUE",
               help="Any other pretraining setting for every masker (repeatable), e.g. lr=0.001, loss=full.")
 @click.option("--finetune-epochs", type=int, default=None, help=DEFAULT_EPOCHS_HELP)

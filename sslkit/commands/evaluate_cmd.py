@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sslkit.data.records import SPLIT_NAMES
-from sslkit.engine.device import DEVICE_CHOICES
+from sslkit.choices import DEVICE_CHOICES
 from sslkit.runtime import THREADS_HELP
 
 

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from sslkit.engine.device import DEVICE_CHOICES
+from sslkit.choices import DEVICE_CHOICES
 from sslkit.runtime import THREADS_HELP
 from sslkit.evaluation.protocols import (
     CLASS_WEIGHT_CHOICES,

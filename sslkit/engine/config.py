@@ -17,14 +17,13 @@ from typing import Any, Mapping
 
 from sslkit.data.opening import BAD_IMAGE_POLICIES
 from sslkit.data.records import SPLIT_NAMES
-from sslkit.engine.device import DEVICE_CHOICES, PRECISION_CHOICES
-from sslkit.models.decoder import SKIP_SETTINGS
+from sslkit.choices import DEVICE_CHOICES, OPTIMIZERS, PRECISION_CHOICES, SKIP_SETTINGS
 from sslkit.errors import UserError, first_line
 from sslkit.registry import closest
 from sslkit.runtime import check_threads
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adam", "adamw"),
+    "optimizer": OPTIMIZERS,
     "schedule": ("multistep", "cosine", "constant"),
     "loss": ("masked", "full"),
     "decoder_skips": SKIP_SETTINGS,

@@ -20,13 +20,10 @@ from typing import Any
 
 import torch
 
+from sslkit.choices import DEVICE_CHOICES, PRECISION_CHOICES, PRECISIONS  # noqa: F401  (re-exported)
 from sslkit.errors import UserError
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: What ``--precision`` accepts: a concrete autocast dtype, or ``auto`` (see :func:`resolve_precision`).
-PRECISION_CHOICES = ("auto", *DTYPES)
-#: What ``--device`` accepts.
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))
 
 
 def cpu_has_native_bf16() -> bool:

@@ -82,6 +82,7 @@ from sslkit.engine.train_state import (
 from sslkit.errors import SystemFault, UserError
 from sslkit.optimizers import implementation_name
 from sslkit.plugins import plugins_or_default
+from sslkit.runtime import cpu_threads
 
 __all__ = [
     "PretrainConfig",
@@ -103,26 +104,20 @@ def run_pretraining(
     validate(config)
     dist = DistInfo.from_env()
     device = resolve_device(config.device, dist.local_rank)
-    threads_before = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
-        with process_group(dist, device):  # several processes under torchrun; else nothing
-            from sslkit.engine.run_lock import run_directory
+    with cpu_threads(config.threads), process_group(dist, device):  # several processes under torchrun; else nothing
+        from sslkit.engine.run_lock import run_directory
 
-            # The default name holds rank 0's clock: every process must use the same directory.
-            run_dir = Path(resume) if resume is not None else Path(
-                config.out or broadcast_object(str(default_run_dir(config.masker)), dist))
-            # One run per directory (an OS lock), stale temporaries removed, no stub left on failure.
-            with run_directory(run_dir, fresh=resume is None, logdir=config.logdir, is_main=dist.is_main,
-                               share=lambda refused: broadcast_object(refused, dist),
-                               keep=lambda error: isinstance(error, TrainingDiverged),
-                               finished_marker=f"{CHECKPOINT_DIR}/{LAST}"):
-                config = dataclasses.replace(config, out=str(run_dir))  # names its run dir
-                parts, state = _start(config, plugins_or_default(plugins), resuming=resume is not None)
-                return _train(parts, state, resuming=resume is not None)
-    finally:
-        torch.set_num_threads(threads_before)
+        # The default name holds rank 0's clock: every process must use the same directory.
+        run_dir = Path(resume) if resume is not None else Path(
+            config.out or broadcast_object(str(default_run_dir(config.masker)), dist))
+        # One run per directory (an OS lock), stale temporaries removed, no stub left on failure.
+        with run_directory(run_dir, fresh=resume is None, logdir=config.logdir, is_main=dist.is_main,
+                           share=lambda refused: broadcast_object(refused, dist),
+                           keep=lambda error: isinstance(error, TrainingDiverged),
+                           finished_marker=f"{CHECKPOINT_DIR}/{LAST}"):
+            config = dataclasses.replace(config, out=str(run_dir))  # names its run dir
+            parts, state = _start(config, plugins_or_default(plugins), resuming=resume is not None)
+            return _train(parts, state, resuming=resume is not None)
 
 
 def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> PretrainConfig:

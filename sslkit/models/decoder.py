@@ -22,9 +22,7 @@ from torch import nn
 #: learn little; fewer skips force the reconstruction through them. ``auto`` (the default) is
 #: ``none`` for every decoder that can drop its skips (sslkit's, and a plugin's whose
 #: ``make_decoder`` takes ``skips``) and leaves any other plugin decoder as its author built it.
-SKIP_CHOICES = ("all", "deepest", "none")
-SKIP_SETTINGS = ("auto", *SKIP_CHOICES)
-AUTO_SKIPS = "none"
+from sslkit.choices import AUTO_SKIPS, SKIP_CHOICES, SKIP_SETTINGS  # noqa: E402  (one definition, torch-free)
 
 
 def used_skips(count: int, skips: str) -> list[bool]:

@@ -1,0 +1,21 @@
+"""The fixed choices of the command-line options, in a module without torch.
+
+``sslkit --help`` (and every command's ``--help``) builds its options from these tuples; keeping
+them here, rather than beside the torch code that acts on them, keeps the CLI's start-up free of
+the seconds a torch import costs. The modules that act on a choice import it from here.
+"""
+
+from __future__ import annotations
+
+#: Autocast precisions (see :mod:`sslkit.engine.device`); ``auto`` resolves to one of them.
+PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+#: ``--device``.
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+#: ``--decoder-skips`` (see :mod:`sslkit.models.decoder`); ``auto`` means :data:`AUTO_SKIPS`
+#: wherever the decoder can drop its skips.
+SKIP_CHOICES = ("all", "deepest", "none")
+SKIP_SETTINGS = ("auto", *SKIP_CHOICES)
+AUTO_SKIPS = "none"
+#: ``--optimizer`` (see :mod:`sslkit.optimizers`).
+OPTIMIZERS = ("adam", "adamw")
