@@ -26,6 +26,9 @@ EMBEDDED_NAME = "busi-64 (embedded)"
 BAD_IMAGE_POLICIES = ("skip", "error")
 #: Options every adapter factory may accept; passed only when its signature takes them.
 COMMON_OPTIONS = ("val_fraction", "test_fraction", "seed")
+#: Options open_dataset itself applies to any adapter's result (never passed to the adapter):
+#: ``resplit=true`` replaces the data's own splits by sslkit's grouped ones.
+GENERIC_OPTIONS = ("resplit",)
 MAX_NAMED = 10
 
 
@@ -109,17 +112,52 @@ def open_dataset(
     """
     check_policy(on_bad_image)
     check_fractions(val_fraction, test_fraction)
+    options = dict(options or {})
+    ds = _open_adapter(spec, plugins=plugins, on_bad_image=on_bad_image, val_fraction=val_fraction,
+                       test_fraction=test_fraction, seed=seed, options=options)
+    if _flag("resplit", options.get("resplit", False)):
+        ds = resplit_dataset(ds, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    return ds
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise UserError(f"data option '{name}' must be true or false, got '{value}'")
+
+
+def resplit_dataset(ds: DatasetSplits, *, val_fraction: float, test_fraction: float, seed: int) -> DatasetSplits:
+    """``ds`` with its own splits pooled and split again by :func:`split_records` (stratified,
+    seeded, patients and near-duplicates grouped)."""
+    from sslkit.data.splits import split_records
+
+    pooled = ds.records()
+    ds.splits = split_records(pooled, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    sizes = "/".join(str(len(ds.splits[s])) for s in SPLIT_NAMES)
+    ds.notes.append(f"resplit: the data's own splits replaced by grouped, stratified ones ({sizes} train/val/test, "
+                    f"seed {seed})")
+    return ds
+
+
+def _open_adapter(spec, *, plugins, on_bad_image, val_fraction, test_fraction, seed, options) -> DatasetSplits:
     if spec is None or not str(spec).strip() or str(spec).strip() == "embedded":
         # Options are checked here too: an unknown one must not be ignored silently.
         from sslkit.registry import check_options
 
-        extra = {k: v for k, v in (options or {}).items() if k not in COMMON_OPTIONS}
+        extra = {k: v for k, v in (options or {}).items() if k not in COMMON_OPTIONS + GENERIC_OPTIONS}
         check_options("the embedded data", lambda *, label_key="labels": None, extra)
         ds = open_embedded(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, **extra)
         return apply_bad_image_policy(ds, on_bad_image)
 
     adapter, location = parse_spec(str(spec))
     location, spec_options = split_location_options(location)
+    if "resplit" in spec_options:  # npz:/data/x.npz?resplit=true works like --data-opt resplit=true
+        options["resplit"] = spec_options.pop("resplit")  # open_dataset reads it from the same dict
     from sslkit.plugins import plugins_or_default
 
     plugins = plugins_or_default(plugins)
@@ -130,7 +168,7 @@ def open_dataset(
     accepted = _accepted_options(entry.factory)
     kwargs = {k: v for k, v in common.items() if accepted is None or k in accepted}
     kwargs.update(spec_options)
-    kwargs.update(options or {})
+    kwargs.update({k: v for k, v in options.items() if k not in GENERIC_OPTIONS})
     ds = plugins.datasets.create(adapter, str(Path(location).expanduser()), **kwargs)
     if not isinstance(ds, DatasetSplits):
         raise UserError(f"dataset adapter '{adapter}' returned {type(ds).__name__}, not DatasetSplits")

@@ -31,19 +31,28 @@ def _rng(seed: int, *salt: int) -> np.random.Generator:
 
 
 def split_records(
-    records: list[Record], *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+    records: list[Record], *, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+    group_duplicates: bool = True,
 ) -> dict[str, list[Record]]:
     """``{"train", "val", "test"}`` lists; a pure function of (records, fractions, seed).
 
-    Units are groups (a record without a group is its own unit). Each unit is stratified by its
+    Units are leakage groups: records sharing a patient/volume group or, with
+    ``group_duplicates``, a near-duplicate group (:func:`sslkit.data.duplicates.leakage_groups`,
+    which reads every image once) stay together; any other record is its own unit. Each unit is stratified by its
     most common label; within each stratum the units are shuffled and the first ones fill the
     test share, the next ones the validation share (rounded per stratum, at least one unit stays
     in training). The order of records inside each split follows the input order.
     """
     check_fractions(val_fraction, test_fraction)
     units: dict[object, list[int]] = defaultdict(list)
-    for i, record in enumerate(records):
-        units[("g", record.group) if record.group is not None else ("i", i)].append(i)
+    if group_duplicates and len(records) > 1:
+        from sslkit.data.duplicates import leakage_groups
+
+        for i, unit in enumerate(leakage_groups(records).tolist()):
+            units[("u", unit)].append(i)
+    else:
+        for i, record in enumerate(records):
+            units[("g", record.group) if record.group is not None else ("i", i)].append(i)
     strata: dict[object, list[object]] = defaultdict(list)
     for key, members in units.items():
         labels = [records[i].label for i in members]
