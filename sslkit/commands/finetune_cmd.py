@@ -69,6 +69,14 @@ def finetune_options(function):
 @click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
               help="Dataset adapter option (repeatable); default: the pretraining run's, when --data is not given.")
 @finetune_options
+@click.option("--folds", type=int, default=1, show_default=True,
+              help="1: one split (the data's own, or the paper's). K >= 3: grouped, stratified K-fold over the "
+                   "labelled pool (patients and near-duplicates never straddle folds); each fold is the test part "
+                   "once, the next fold validation, labels are drawn from the rest; figures over every "
+                   "out-of-fold prediction (OUT/oof_predictions.csv).")
+@click.option("--positive-class", default=None, metavar="NAME",
+              help="Class whose sensitivity at 90 % specificity (threshold chosen on validation) is reported. "
+                   "Default: class 1 of a binary problem, else 'malignant' when present.")
 @click.option("--epochs", type=int, default=None, help=DEFAULT_EPOCHS_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Label draw, head init and shuffling.")
 @click.option("--seeds", type=int, default=1, show_default=True,
@@ -79,8 +87,8 @@ def finetune_options(function):
 @click.pass_context
 def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbone_opts, in_chans, data, data_opts, protocol,
                      labels, class_weights, batch_size, lr, weight_decay, encoder_lr_scale, select, image_size,
-                     split_seed, paper_splits, lr_schedule, standardize_features, device, workers, threads, epochs, seed,
-                     seeds, out, quiet) -> None:
+                     split_seed, paper_splits, lr_schedule, standardize_features, device, workers, threads, folds,
+                     positive_class, epochs, seed, seeds, out, quiet) -> None:
     """Fine-tune a classifier on few labels and report accuracy, macro F1, AUROC, balanced accuracy.
 
     \b
@@ -88,6 +96,7 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
       sslkit finetune --encoder runs/dqn --protocol paper --labels 100
       sslkit finetune --encoder runs/dqn --from-scratch --protocol paper    # the baseline
       sslkit finetune --encoder runs/dqn --protocol full --labels 0.1 --seeds 3
+      sslkit finetune --encoder runs/dqn --protocol paper --folds 5    # every image tested once
     """
     from sslkit.engine.launch import main_process_only
 
@@ -114,8 +123,12 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
         weight_decay=weight_decay, encoder_lr_scale=encoder_lr_scale, class_weights=class_weights,
         select=select, seed=seed, split_seed=split_seed, image_size=image_size,
         paper_splits=paper_splits, lr_schedule=lr_schedule, standardize_features=standardize_features,
-        workers=workers, device=device, threads=threads, out=str(base), quiet=quiet,
+        workers=workers, device=device, threads=threads, out=str(base), quiet=quiet, folds=folds,
+        positive_class=positive_class,
     )
+    if folds != 1:
+        _run_folds_command(console, config, seeds, plugins, protocol, from_scratch)
+        return
     rows = []
     for result in run_seeds(config, seeds, plugins, log=lambda text: console.print(text, highlight=False)):
         run_seed = result.seed
@@ -134,3 +147,39 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
                      **result.metrics["test"].scalars})
     if seeds > 1:
         console.print(summary_table(aggregate(rows), title=f"test, mean ± std over {seeds} seeds"))
+
+
+def _run_folds_command(console, config, seeds: int, plugins, protocol: str, from_scratch: bool) -> None:
+    """``--folds K``: every fold of every seed, the pooled out-of-fold figures per seed."""
+    import copy
+    from pathlib import Path
+
+    from sslkit.engine.finetune import validate
+    from sslkit.engine.finetune_folds import run_folds
+    from sslkit.errors import UserError
+    from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
+
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    validate(config)
+    rows = []
+    for offset in range(seeds):
+        one = copy.deepcopy(config)
+        one.seed = config.seed + offset
+        if seeds > 1:
+            one.out = str(Path(config.out) / f"seed{one.seed}")
+        result = run_folds(one, plugins, log=lambda text: console.print(text, highlight=False))
+        print_metrics(console, result.metrics, f"out of fold ({result.metrics.n_samples} images, {config.folds} folds), "
+                                               f"seed {one.seed}")
+        extra = {k: v for k, v in result.metrics.scalars.items() if k in ("ece", "sensitivity_at_90_specificity",
+                                                                          "specificity_at_threshold")}
+        if extra:
+            console.print(", ".join(f"{k} {v:.3f}" for k, v in extra.items()), highlight=False)
+        for note in dict.fromkeys(n for r in result.folds for n in r.notes if not n.startswith("fold ")):
+            console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"saved to {result.out} (oof_predictions.csv, oof_metrics.json, fold0..fold{config.folds - 1})",
+                      highlight=False)
+        rows.append({"method": protocol + (" (scratch)" if from_scratch else ""), "seed": one.seed,
+                     **result.metrics.scalars})
+    if seeds > 1:
+        console.print(summary_table(aggregate(rows), title=f"out of fold, mean ± std over {seeds} seeds"))

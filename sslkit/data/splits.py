@@ -161,6 +161,22 @@ def paper_split_problem(records: list[Record], size: int = PAPER_SPLIT_SIZE) -> 
     return None
 
 
+def balanced_positions(records: list[Record], *, seed: int = 0) -> list[int]:
+    """Positions of a seeded class-balanced subset of the labelled ``records``: every class
+    subsampled to the smallest class's count (the authors' ``make_balance=True``), in input order."""
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        if r.label is not None and r.label >= 0:
+            by_label[r.label].append(i)
+    smallest = min(len(v) for v in by_label.values())
+    pool: list[int] = []
+    for k, label in enumerate(sorted(by_label)):
+        members = by_label[label]
+        pick = _rng(seed, 2750159, k).choice(len(members), size=smallest, replace=False)
+        pool.extend(members[j] for j in pick)
+    return sorted(pool)
+
+
 def paper_splits(records: list[Record], *, size: int = PAPER_SPLIT_SIZE, seed: int = 0) -> dict[str, list[Record]]:
     """The authors' downstream splits (``make_balance=True``, then a stratified split).
 
@@ -173,17 +189,7 @@ def paper_splits(records: list[Record], *, size: int = PAPER_SPLIT_SIZE, seed: i
     problem = paper_split_problem(records, size)
     if problem:
         raise UserError(f"cannot make the paper's splits: {problem}")
-    by_label: dict[int, list[int]] = defaultdict(list)
-    for i, r in enumerate(records):
-        if r.label is not None and r.label >= 0:
-            by_label[r.label].append(i)
-    smallest = min(len(v) for v in by_label.values())
-    pool: list[int] = []
-    for k, label in enumerate(sorted(by_label)):
-        members = by_label[label]
-        pick = _rng(seed, 2750159, k).choice(len(members), size=smallest, replace=False)
-        pool.extend(members[j] for j in pick)
-    pool.sort()
+    pool = balanced_positions(records, seed=seed)
 
     def draw(candidates: list[int], salt: int) -> list[int]:
         chosen = stratified_subset([records[i] for i in candidates], size, seed=seed * 7 + salt)

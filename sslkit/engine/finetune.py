@@ -42,7 +42,7 @@ import torch
 from sslkit.engine.finetune_files import write_predictions, write_run
 from sslkit.engine.finetune_loop import Recorder, one_thread_on_cpu, train_frozen, train_full
 from sslkit.errors import UserError
-from sslkit.evaluation.classifier import evaluate_loader, new_classifier, predict_indexed
+from sslkit.evaluation.classifier import new_classifier, predict_indexed
 from sslkit.evaluation.labels import LabelBudget, parse_label_budget, select_records
 from sslkit.evaluation.metrics import Metrics, class_weights, classification_metrics
 from sslkit.evaluation.protocols import CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, get_protocol
@@ -85,6 +85,13 @@ class FinetuneConfig:
     """None = the pretraining run's split seed (so its held-out test images stay held out), else 0."""
     image_size: int | None = None
     """None = the pretraining run's image size, else 64."""
+    folds: int = 1
+    """1: the data's own (or the paper's) split; K >= 3: grouped, stratified K-fold over the labelled
+    pool (:mod:`sslkit.evaluation.folds`); this run scores fold ``fold`` (``run_folds`` runs all)."""
+    fold: int = 0
+    positive_class: str | None = None
+    """The class whose sensitivity at 90 % specificity is reported (default: class 1 of a binary
+    problem, else 'malignant' when present)."""
     paper_splits: bool | None = None
     """The authors' splits (all splits pooled, classes balanced, stratified 100 val / 100 test,
     the rest train); None = yes for ``paper`` when the data allows it (enough images, no groups)."""
@@ -122,8 +129,13 @@ class FinetuneResult:
     class_names: list[str]
     notes: list[str]
     test_predictions: dict[str, Any] | None = None
-    """{"ids": image ids, "labels": true labels, "probs": class probabilities} of the test split
-    (what ``predictions.csv`` holds; compare's paired statistics are computed from it)."""
+    """{"ids": image ids, "labels": true labels, "probs": class probabilities, "groups": leakage
+    groups, "positive_call": the operating point's calls} of the test split (what ``predictions.csv``
+    holds; compare's paired statistics are computed from it)."""
+    val_predictions: dict[str, Any] | None = None
+    """The same for the validation split (None without one)."""
+    operating_point: dict[str, Any] | None = None
+    """{"positive": class, "threshold": chosen on validation, "sensitivity"/"specificity" on test}."""
     seed: int = 0
     """The run's seed (label draw, head initialisation, shuffling)."""
 
@@ -149,6 +161,11 @@ def validate(config: FinetuneConfig) -> None:
         raise UserError(f"--epochs must be at least 1, got {config.epochs}")
     if not config.lr > 0 or config.weight_decay < 0 or not config.encoder_lr_scale >= 0:
         raise UserError("--lr must be positive, --weight-decay and --encoder-lr-scale not negative")
+    folds, fold = int(config.folds), int(config.fold)
+    if folds < 1 or folds == 2:
+        raise UserError(f"--folds must be 1 (one split) or at least 3 (test, validation and training folds), got {folds}")
+    if not 0 <= fold < max(folds, 1):
+        raise UserError(f"--fold must be in 0..{folds - 1}, got {fold}")
     if config.image_size is not None and int(config.image_size) < 16:
         raise UserError(f"--image-size must be at least 16 px, got {config.image_size}")
     config.labels = parse_label_budget(config.labels)
@@ -239,7 +256,7 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
     ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=config.data_options or None)
     config.paper_splits, split_note = resolve_paper_splits(config, ds)
     records = select_records(ds, config.labels, seed=config.seed, split_seed=config.split_seed,
-                             paper=config.paper_splits)
+                             paper=config.paper_splits, folds=config.folds, fold=config.fold)
     if split_note:
         records.notes.append(split_note)
     counts = records.counts("labelled")
@@ -293,12 +310,14 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
 
     tick = time.perf_counter()
     metrics: dict[str, Metrics] = {}
+    val_predictions = None
     if val_loader is not None:
-        metrics["val"] = evaluate_loader(classifier, val_loader, device, records.class_names)
-    indices, test_labels, test_probs = predict_indexed(classifier, eval_loader(records.test), device)
-    metrics["test"] = classification_metrics(test_labels, test_probs, records.class_names)
-    predictions = {"ids": [records.test[int(i)].source for i in indices], "labels": test_labels.tolist(),
-                   "probs": test_probs.tolist()}
+        val_predictions = _predictions(classifier, val_loader, records.val, records, device)
+        metrics["val"] = classification_metrics(val_predictions["labels"], val_predictions["probs"], records.class_names)
+    predictions = _predictions(classifier, eval_loader(records.test), records.test, records, device)
+    metrics["test"] = classification_metrics(predictions["labels"], predictions["probs"], records.class_names)
+    predictions["groups"] = [(records.groups or {}).get(i, i) for i in predictions["ids"]]
+    operating = clinical_figures(metrics, predictions, val_predictions, records.class_names, config.positive_class)
     seconds["evaluate"] = time.perf_counter() - tick
     seconds["total"] = time.perf_counter() - started
     notes = records.notes + [n for m in metrics.values() for n in m.notes]
@@ -308,4 +327,42 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
                   None if weights is None else weights.tolist())
         write_predictions(out / "predictions.csv", predictions, records.class_names)
     return FinetuneResult(metrics, out, seconds, selected, counts, records.class_names, notes, predictions,
-                          config.seed)
+                          seed=config.seed, val_predictions=val_predictions, operating_point=operating)
+
+
+def _predictions(classifier, loader, recs: list, records, device) -> dict[str, Any]:
+    """{"ids", "labels", "probs"} of ``recs`` in the loader's order (one forward pass, eval mode)."""
+    indices, labels, probs = predict_indexed(classifier, loader, device)
+    return {"ids": [records.image_id(recs[int(i)]) for i in indices], "labels": labels.tolist(), "probs": probs.tolist()}
+
+
+def clinical_figures(metrics: dict[str, Metrics], test: dict[str, Any], val: dict[str, Any] | None,
+                     class_names: list[str], requested: str | None) -> dict[str, Any] | None:
+    """Adds the expected calibration error and the sensitivity at 90 % specificity to the metrics'
+    scalars; the threshold is chosen on the validation predictions only and written into ``test``
+    as each image's ``positive_call`` (so pooled out-of-fold figures use each fold's own threshold)."""
+    import numpy as np
+
+    from sslkit.evaluation.metrics import (
+        TARGET_SPECIFICITY,
+        expected_calibration_error,
+        operating_point,
+        positive_class,
+        threshold_at_specificity,
+    )
+
+    for name, saved in (("test", test), ("val", val)):
+        if saved is not None and name in metrics:
+            metrics[name].scalars["ece"] = expected_calibration_error(saved["labels"], np.asarray(saved["probs"]))
+    positive = positive_class(class_names, requested)
+    metrics["test"].scalars["sensitivity_at_90_specificity"] = float("nan")
+    if positive is None or val is None:
+        return None
+    threshold = threshold_at_specificity(np.asarray(val["labels"]), np.asarray(val["probs"])[:, positive], positive,
+                                         TARGET_SPECIFICITY)
+    scores = np.asarray(test["probs"])[:, positive]
+    sensitivity, specificity = operating_point(np.asarray(test["labels"]), scores, positive, threshold)
+    metrics["test"].scalars["sensitivity_at_90_specificity"] = sensitivity
+    test["positive_call"] = (scores > threshold).astype(int).tolist()
+    return {"positive": class_names[positive], "threshold": threshold, "sensitivity": sensitivity,
+            "specificity": specificity, "target_specificity": TARGET_SPECIFICITY}

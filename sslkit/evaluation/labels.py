@@ -53,6 +53,15 @@ class FinetuneRecords:
     test: list
     class_names: list[str]
     notes: list[str]
+    ids: dict | None = None
+    """record -> its image id: the source, made unique over the whole data set (a second record
+    with the same source gets `` #2``), so predictions of different folds and methods pair up."""
+    groups: dict[str, str] | None = None
+    """image id -> leakage group (patients joined with near-duplicates) of the test records,
+    which the grouped bootstrap resamples whole; None: not computed."""
+
+    def image_id(self, record) -> str:
+        return (self.ids or {}).get(record, record.source)
 
     def counts(self, role: str) -> list[int]:
         """Images per class (in class order) of ``role`` ("labelled", "val", "test")."""
@@ -73,6 +82,8 @@ def select_records(
     cap_val: int | None = None,
     cap_test: int | None = None,
     paper: bool = False,
+    folds: int = 1,
+    fold: int = 0,
 ) -> FinetuneRecords:
     """Labelled train subset (seeded by ``seed``), validation and test records of ``ds``.
 
@@ -82,6 +93,9 @@ def select_records(
     ``cap_val`` / ``cap_test`` draw at most that many validation/test images, stratified and
     seeded by ``split_seed`` (the same images whatever ``seed`` is). Unlabelled records are left
     out everywhere: they cannot be learnt from or scored.
+    ``folds`` > 1: the labelled pool (every split, or with ``paper`` the authors' balanced subset)
+    in grouped, stratified folds (:mod:`sslkit.evaluation.folds`, seeded by ``split_seed``): fold
+    ``fold`` is the test part, the next fold validation, the rest training.
     """
     from sslkit.data import SPLIT_NAMES, stratified_subset
 
@@ -89,7 +103,18 @@ def select_records(
         raise UserError(f"dataset '{ds.name}' has no class labels, so it cannot be used for fine-tuning")
     notes: list[str] = []
     splits = ds.splits
-    if paper:
+    groups = None
+    image_ids = unique_ids(ds.records())
+    if folds > 1:
+        from sslkit.evaluation.folds import labelled_pool, plan_folds
+
+        plan = plan_folds(labelled_pool(ds, paper=paper, split_seed=split_seed), folds, seed=split_seed)
+        splits = plan.parts(fold)
+        groups = {image_ids[r]: g for r, g in zip(plan.pool, plan.group_names())}
+        notes.append(f"fold {fold} of {folds} (grouped, stratified, split seed {split_seed}): "
+                     f"{len(splits['train'])} train / {len(splits['val'])} val / {len(splits['test'])} test of a "
+                     f"pool of {len(plan.pool)}" + (" (the paper's class-balanced pool)" if paper else ""))
+    elif paper:
         from sslkit.data.splits import paper_splits
 
         splits = paper_splits(_labelled(ds.records()), seed=split_seed)
@@ -114,4 +139,24 @@ def select_records(
             else:
                 test = subset
             notes.append(f"{name}: a stratified {cap} of {len(records)} images (paper protocol sizes)")
-    return FinetuneRecords(labelled, val, test, list(ds.class_names), notes)
+    if groups is None:
+        from sslkit.data.duplicates import leak_sentence, leakage_groups, test_images_with_twins
+
+        sentence = leak_sentence(*test_images_with_twins({"train": train, "val": val, "test": test}))
+        if sentence:
+            notes.append(sentence)
+
+        ids = leakage_groups(test).tolist() if len(test) > 1 else [0] * len(test)
+        groups = {image_ids[r]: f"g{g}" for r, g in zip(test, ids)}
+    return FinetuneRecords(labelled, val, test, list(ds.class_names), notes, image_ids, groups)
+
+
+def unique_ids(records: list) -> dict:
+    """record -> its source, with `` #N`` added to the N-th record sharing a source (BUSI has two
+    files named ``benign (152).png`` in different class folders' exports)."""
+    seen: dict[str, int] = {}
+    out = {}
+    for record in records:
+        n = seen[record.source] = seen.get(record.source, 0) + 1
+        out[record] = record.source if n == 1 else f"{record.source} #{n}"
+    return out

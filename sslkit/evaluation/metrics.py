@@ -205,3 +205,67 @@ def class_weights(counts: Sequence[int] | np.ndarray) -> np.ndarray:
     if total <= 0:
         raise ValueError("class weights need at least one labelled image")
     return 10.0 * (1.0 - counts / total)
+
+
+# --------------------------------------------------------------------------- clinical figures
+
+#: Figures reported beside the scalar metrics: calibration and a clinical operating point.
+CLINICAL_METRICS = ("ece", "sensitivity_at_90_specificity")
+#: The specificity the operating point is chosen for (on validation predictions only).
+TARGET_SPECIFICITY = 0.9
+#: Equal-width confidence bins of the expected calibration error.
+ECE_BINS = 15
+
+
+def expected_calibration_error(y_true: Sequence[int] | np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-label expected calibration error (Guo et al. 2017): the confidence-weighted gap between
+    how sure the model is (its largest probability) and how often it is right, over ``bins``
+    equal-width confidence bins. 0 is perfectly calibrated; lower is better."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if y_true.size == 0:
+        return float("nan")
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, weights=correct, minlength=bins) - np.bincount(which, weights=confidence,
+                                                                                     minlength=bins))
+    return float(gap.sum() / count.sum())
+
+
+def positive_class(class_names: Sequence[str], requested: str | None = None) -> int | None:
+    """The class a sensitivity is reported for: ``requested`` by name; by default class 1 of a
+    binary problem, else a class named ``malignant`` (BUSI), else None (no clinical operating point)."""
+    names = [str(n) for n in class_names]
+    if requested:
+        if requested not in names:
+            from sslkit.errors import UserError
+
+            raise UserError(f"--positive-class '{requested}' is not a class of the data ({', '.join(names)})")
+        return names.index(requested)
+    if len(names) == 2:
+        return 1
+    lowered = [n.lower() for n in names]
+    return lowered.index("malignant") if "malignant" in lowered else None
+
+
+def threshold_at_specificity(y_true: np.ndarray, scores: np.ndarray, positive: int,
+                             specificity: float = TARGET_SPECIFICITY) -> float:
+    """The lowest score threshold ``t`` such that calling ``score > t`` positive keeps at least
+    ``specificity`` of the negatives negative (NaN without negatives). Chosen on validation
+    predictions only, then applied unchanged to the test predictions."""
+    negatives = np.asarray(scores, dtype=np.float64)[np.asarray(y_true) != positive]
+    if negatives.size == 0:
+        return float("nan")
+    return float(np.quantile(negatives, specificity, method="higher"))
+
+
+def operating_point(y_true: np.ndarray, scores: np.ndarray, positive: int, threshold: float) -> tuple[float, float]:
+    """(sensitivity, specificity) of calling ``score > threshold`` positive (NaN where undefined)."""
+    y_true = np.asarray(y_true)
+    called = np.asarray(scores, dtype=np.float64) > threshold
+    is_pos = y_true == positive
+    sensitivity = float(called[is_pos].mean()) if is_pos.any() else float("nan")
+    specificity = float((~called[~is_pos]).mean()) if (~is_pos).any() else float("nan")
+    return sensitivity, specificity

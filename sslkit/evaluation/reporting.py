@@ -22,7 +22,11 @@ METRIC_LABELS = {
     "balanced_accuracy": "balanced acc.",
     "macro_f1": "macro F1",
     "auroc": "AUROC",
+    "ece": "ECE",
+    "sensitivity_at_90_specificity": "sens. @90 % spec.",
 }
+#: Metrics where the smallest mean is the best (bold in tables).
+LOWER_IS_BETTER = {"ece"}
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -155,7 +159,7 @@ def _best_per_metric(summary: Sequence[Mapping[str, Any]], metrics: Sequence[str
     for metric in metrics:
         scored = {e[by]: round(e[f"{metric}_mean"], 12) for e in summary if not math.isnan(e[f"{metric}_mean"])}
         if len(scored) > 1 and len(set(scored.values())) > 1:
-            top = max(scored.values())
+            top = min(scored.values()) if metric in LOWER_IS_BETTER else max(scored.values())
             best[metric] = {name for name, value in scored.items() if value == top}
     return best
 
