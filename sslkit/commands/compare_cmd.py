@@ -129,6 +129,17 @@ def _seeds(text: str) -> list[int]:
                    "curve (label_efficiency.png), each pretraining is shared by every budget.")
 @click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="paper", show_default=True,
               help="Fine-tuning protocol shared by every cell. " + PROTOCOL_HELP)
+@click.option("--folds", type=int, default=_D.folds, show_default=True,
+              help="K >= 3: grouped, stratified K-fold over the labelled pool: every image is a test image once, "
+                   "patients and near-duplicates never straddle folds, the next fold selects, labels come from the "
+                   "rest; pretraining runs once per method and seed, fine-tuning once per fold; figures and paired "
+                   "intervals over every out-of-fold prediction. 1: one split (the data's own or the paper's).")
+@click.option("--pretrain-splits", default=None, metavar="SPLITS",
+              help="Images pretraining sees without labels (all, train+val, ...). Default: all with --folds (the "
+                   "held-out folds are seen unlabelled, the paper's setting; stated in results.md), else train+val.")
+@click.option("--positive-class", default=None, metavar="NAME",
+              help="Class of the sensitivity at 90 % specificity (threshold from validation). Default: binary class "
+                   "1, else 'malignant' when present.")
 @click.option("--paper-splits/--no-paper-splits", default=None,
               help="The authors' balanced 100/100/100 splits for every cell. Default: on for --protocol paper when "
                    "the data allows, else the dataset's own splits.")
@@ -167,7 +178,7 @@ def _seeds(text: str) -> list[int]:
 @click.option("--quiet", is_flag=True, help="Only the cell lines and the table, no progress bars.")
 @click.pass_context
 def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_full, scratch_full_epochs, data, data_opts,
-                    seeds, labels, protocol, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
+                    seeds, labels, protocol, folds, pretrain_splits, positive_class, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
                     pretrain_epochs, pretrain_batch_size, pretrain_opts, finetune_epochs, finetune_batch_size,
                     finetune_lr, class_weights, encoder_lr_scale, select, standardize_features, device, workers,
                     threads, out, runs_dir,
@@ -216,6 +227,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
         maskers=names, masker_options=options, masker_aliases=aliases, scratch=scratch, scratch_full=scratch_full,
         scratch_full_epochs=scratch_full_epochs, data=data, data_options=parse_options(data_opts, "--data-opt"),
         seeds=_seeds(seeds), labels=parse_label_list(labels), protocol=protocol, paper_splits=paper_splits,
+        folds=folds, pretrain_splits=pretrain_splits, positive_class=positive_class,
         backbone=backbone,
         backbone_options=parse_options(backbone_opts, "--backbone-opt"), image_size=image_size, in_chans=in_chans,
         split_seed=split_seed, pretrain_epochs=pretrain_epochs, pretrain_batch_size=pretrain_batch_size,
@@ -235,9 +247,12 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
         click.echo(f"Interrupted; finished cells and checkpoints are kept in {where}; continue by running the same "
                    f"command again, which reuses finished cells and resumes an interrupted pretraining{again}", err=True)
         ctx.exit(130)
+    from sslkit.evaluation.metrics import CLINICAL_METRICS, SCALAR_METRICS
+
     for budget, summary in result.summaries.items():
-        title = f"test split, {budget} labels, mean ± std over {len(config.seeds)} seed(s)"
-        console.print(summary_table(summary, title=title))
+        scope = f"out of fold ({config.folds} folds)" if config.folds > 1 else "test split"
+        title = f"{scope}, {budget} labels, mean ± std over {len(config.seeds)} seed(s)"
+        console.print(summary_table(summary, title=title, metrics=(*SCALAR_METRICS, *CLINICAL_METRICS)))
     for table in differences_tables(result.differences):
         console.print(table)
     for note in result.notes:

@@ -62,6 +62,7 @@ from sslkit.engine.compare_report import load_average, machine_description, writ
 from sslkit.engine.compare_stats import (  # noqa: F401
     differences_markdown,
     format_difference,
+    pool_folds,
     recompute_statistics,
     summarise,
 )
@@ -108,12 +109,13 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
     """Read the finished cells, run the others, then write the results files."""
     started = time.perf_counter()
     load_at_start = load_average()
-    cells = [Cell(method, seed, budget) for budget in config.budgets() for seed in config.seeds
-             for method in config.methods()]
-    records: dict[tuple[str, str, int], dict[str, Any]] = {}
+    # fold-major within a seed: a method's pretraining runs with its first cell, the other folds reuse it
+    cells = [Cell(method, seed, budget, fold) for budget in config.budgets() for seed in config.seeds
+             for method in config.methods() for fold in config.fold_numbers()]
+    records: dict[tuple[str, str, int, int], dict[str, Any]] = {}
 
-    def key(cell: Cell) -> tuple[str, str, int]:
-        return cell.method, budget_key(cell.labels), cell.seed
+    def key(cell: Cell) -> tuple[str, str, int, int]:
+        return cell.method, budget_key(cell.labels), cell.seed, cell.fold
 
     for cell in cells:
         found = read_cell(config, cell)
@@ -127,6 +129,8 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
         what = f"{cell.method}, seed {cell.seed}"
         if len(config.budgets()) > 1:
             what += f", {budget_key(cell.labels)} labels"
+        if config.folds > 1:
+            what += f", fold {cell.fold + 1}/{config.folds}"
         say(f"[{number}/{len(todo)}] {what}")
         tick = time.perf_counter()
         records[key(cell)] = run_cell(config, cell, plugins, quiet=quiet, say=say)
@@ -134,14 +138,16 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
         say(f"[{number}/{len(todo)}] {what} done in {time.perf_counter() - tick:.0f} s: "
             + ", ".join(f"{m} {row[m]:.3f}" for m in SCALAR_METRICS))
     order = sorted(cells, key=lambda c: ([budget_key(b) for b in config.budgets()].index(budget_key(c.labels)),
-                                         config.methods().index(c.method), c.seed))
-    rows = [cell_row(records[key(c)]) for c in order]
-    summaries, differences, notes = summarise(config, [records[key(c)] for c in order])
+                                         config.methods().index(c.method), c.seed, c.fold))
+    fold_rows = [cell_row(records[key(c)]) for c in order]
+    pooled = pool_folds([records[key(c)] for c in order])
+    rows = [cell_row(r) for r in pooled]
+    summaries, differences, notes = summarise(config, pooled)
     seconds = time.perf_counter() - started
-    first_test = records[key(cells[0])]["test"]
+    first_test = pooled[0]["test"]
     supports = {name: int(d["support"]) for name, d in first_test["per_class"].items()}
     files = write_results(config, rows, summaries, differences, command=command, seconds=seconds, reused=reused,
                           ran=len(todo), load=(load_at_start, load_average()), test_supports=supports,
-                          records=[records[key(c)] for c in order], notes=notes)
+                          records=pooled, notes=notes, fold_rows=fold_rows if config.folds > 1 else None)
     first = budget_key(config.budgets()[0])
     return CompareResult(rows, summaries[first], reused, len(todo), seconds, files, summaries, differences, notes)

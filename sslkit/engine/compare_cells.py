@@ -27,7 +27,7 @@ from sslkit.engine.compare_config import (
 )
 from sslkit.engine.device import resolve_device, resolve_precision
 from sslkit.errors import UserError
-from sslkit.evaluation.metrics import SCALAR_METRICS
+from sslkit.evaluation.metrics import CLINICAL_METRICS, SCALAR_METRICS
 from sslkit.fileio import atomic_write_text
 
 
@@ -55,6 +55,8 @@ def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
         "workers": config.workers,
         "quiet": quiet,
     }
+    if config.resolved_pretrain_splits() is not None:
+        values["pretrain_splits"] = config.resolved_pretrain_splits()
     return PretrainConfig.from_mapping(values, source="compare settings")
 
 
@@ -88,6 +90,9 @@ def finetune_config(config: CompareConfig, cell: Cell, *, quiet: bool):
         device=config.device,
         out=str(cell.directory(config) / "finetune"),
         quiet=quiet,
+        folds=config.folds,
+        fold=cell.fold,
+        positive_class=config.positive_class,
     )
 
 
@@ -214,6 +219,8 @@ def run_cell(config: CompareConfig, cell: Cell, plugins, *, quiet: bool = False,
         record["val"] = result.metrics["val"].to_dict()
     record["labelled_counts"] = dict(zip(result.class_names, result.labelled_counts))
     record["test_predictions"] = result.test_predictions
+    record["operating_point"] = result.operating_point
+    record["fold"] = cell.fold
 
     atomic_write_text(directory / CELL_FILE, json.dumps(record, indent=2, default=str))
     return record
@@ -225,7 +232,7 @@ def cell_row(record: dict[str, Any]) -> dict[str, Any]:
 
     test = Metrics.from_dict(record["test"])
     row: dict[str, Any] = {"method": record["method"], "labels": record.get("labels", ""), "seed": record["seed"],
-                           **test.scalars}
+                           "fold": record.get("fold", ""), **test.scalars}
     if "val" in record:
         row.update({f"val_{k}": v for k, v in Metrics.from_dict(record["val"]).scalars.items()})
     row["test_images"] = test.n_samples
@@ -236,5 +243,6 @@ def cell_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-RESULT_COLUMNS = ["method", "labels", "seed", *SCALAR_METRICS, *(f"val_{m}" for m in SCALAR_METRICS), "test_images",
-                  "labelled_images", "pretrain_loss", "pretrain_seconds", "finetune_seconds"]
+RESULT_COLUMNS = ["method", "labels", "seed", "fold", *SCALAR_METRICS, *CLINICAL_METRICS,
+                  *(f"val_{m}" for m in SCALAR_METRICS), "test_images", "labelled_images", "pretrain_loss",
+                  "pretrain_seconds", "finetune_seconds"]

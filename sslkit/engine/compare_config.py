@@ -29,7 +29,10 @@ DIFFERENCES_FILE = "differences.csv"
 CELL_FORMAT = "sslkit-compare-cell/2"
 #: Pretraining settings compare owns (the rest can be set with ``pretrain_options``).
 _OWNED_PRETRAIN_KEYS = ("masker", "masker_options", "backbone", "backbone_options", "data", "data_options", "image_size",
-                        "in_chans", "split_seed", "epochs", "batch_size", "seed", "out", "device", "workers", "quiet")
+                        "in_chans", "split_seed", "epochs", "batch_size", "seed", "out", "device", "workers", "quiet",
+                        "pretrain_splits")
+#: ``--folds`` by default: every labelled image is a test image once (1 keeps one split).
+DEFAULT_FOLDS = 5
 
 
 @dataclass
@@ -51,6 +54,15 @@ class CompareConfig:
     labels: LabelBudget | list[LabelBudget] = 100
     """One label budget or several (``--labels 20,50,100,all``: a label-efficiency curve)."""
     protocol: str = "paper"
+    folds: int = DEFAULT_FOLDS
+    """K >= 3: grouped, stratified K-fold over the labelled pool (every image tested once, twins and
+    patients kept together), statistics over every out-of-fold prediction; 1: one split."""
+    pretrain_splits: str | None = None
+    """Images each pretraining sees (without labels); None: ``all`` with folds (the paper's setting:
+    pretraining runs once per method and seed, so the held-out folds are seen unlabelled), else
+    pretraining's own default ``train+val``."""
+    positive_class: str | None = None
+    """Class of the sensitivity at 90 % specificity (default: binary class 1, else 'malignant')."""
     paper_splits: bool | None = None
     """The authors' balanced 100/100/100 splits for every cell (scratch-full too); None = on for
     ``--protocol paper`` when the data allows, decided once before any cell runs."""
@@ -88,6 +100,15 @@ class CompareConfig:
         """The masker plugin a method pretrains with (an alias's target, else the name itself)."""
         return self.masker_aliases.get(method, method)
 
+    def fold_numbers(self) -> list[int]:
+        return list(range(self.folds)) if self.folds > 1 else [0]
+
+    def resolved_pretrain_splits(self) -> str | None:
+        """What pretraining sees: the setting, or ``all`` under folds, or None (pretraining's default)."""
+        if self.pretrain_splits is not None:
+            return self.pretrain_splits
+        return "all" if self.folds > 1 else None
+
     def budgets(self) -> list[LabelBudget]:
         """The label budgets, parsed, in the order given."""
         values = self.labels if isinstance(self.labels, (list, tuple)) else [self.labels]
@@ -107,13 +128,15 @@ class Cell:
     method: str
     seed: int
     labels: LabelBudget = 100
+    fold: int = 0
 
     def method_directory(self, config: CompareConfig) -> Path:
         """Shared by every label budget of this method and seed (it holds the pretraining)."""
         return config.runs_path() / self.method / f"seed{self.seed}"
 
     def directory(self, config: CompareConfig) -> Path:
-        return self.method_directory(config) / f"labels{budget_key(self.labels)}"
+        budget = self.method_directory(config) / f"labels{budget_key(self.labels)}"
+        return budget / f"fold{self.fold}" if config.folds > 1 else budget
 
 
 def validate(config: CompareConfig, plugins) -> None:
@@ -148,6 +171,13 @@ def validate(config: CompareConfig, plugins) -> None:
         raise UserError(f"--finetune-epochs must be at least 1, got {config.finetune_epochs}")
     if config.scratch_full_epochs is not None and config.scratch_full_epochs < 1:
         raise UserError(f"--scratch-full-epochs must be at least 1, got {config.scratch_full_epochs}")
+    if int(config.folds) < 1 or int(config.folds) == 2:
+        raise UserError(f"--folds must be 1 (one split) or at least 3 (test, validation and training folds), "
+                        f"got {config.folds}")
+    if config.pretrain_splits is not None:
+        from sslkit.engine.config import parse_splits
+
+        parse_splits(config.pretrain_splits)
     if config.bootstrap_resamples < 100:
         raise UserError(f"--bootstrap-resamples must be at least 100, got {config.bootstrap_resamples}")
     clash = sorted(set(config.pretrain_options) & set(_OWNED_PRETRAIN_KEYS))

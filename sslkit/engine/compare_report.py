@@ -79,7 +79,7 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
                   differences: dict[str, list], *, command: str, seconds: float, reused: int, ran: int,
                   load: tuple[float | None, float | None] = (None, None),
                   test_supports: dict[str, int] | None = None, records: list[dict[str, Any]] | None = None,
-                  notes: list[str] | None = None) -> dict[str, Path]:
+                  notes: list[str] | None = None, fold_rows: list[dict[str, Any]] | None = None) -> dict[str, Path]:
     from sslkit.evaluation.reporting import (
         majority_reference,
         plot_label_efficiency,
@@ -95,6 +95,8 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
     budgets = [budget_key(b) for b in config.budgets()]
     csv_path = write_rows_csv(out / "results.csv", rows, RESULT_COLUMNS)
     files = {"markdown": out / "results.md", "csv": csv_path}
+    if fold_rows:
+        files["folds"] = write_rows_csv(out / "folds.csv", fold_rows, RESULT_COLUMNS)
     files["differences"] = write_differences_csv(out / DIFFERENCES_FILE, differences)
     prediction_table, class_names = prediction_rows(records or [])
     if prediction_table:
@@ -122,24 +124,41 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
     baselines = f"`{SCRATCH}` is the same network with random weights, fine-tuned under the same protocol"
     if config.scratch_full:
         baselines += f"; `{SCRATCH_FULL}` the same, fine-tuned end to end (`--protocol full`) on the same splits"
+    from sslkit.evaluation.metrics import CLINICAL_METRICS
+
+    if config.folds > 1:
+        scope = (f"Out-of-fold figures: grouped, stratified {config.folds}-fold cross-validation over the labelled "
+                 f"pool, so every one of its {', '.join(map(str, test_images))} images is a test image exactly once "
+                 "(patients and near-duplicate images never straddle folds; for each fold the next fold selects "
+                 "and sets thresholds, the labels are drawn from the others); metrics over all out-of-fold "
+                 f"predictions of a seed, then mean ± sample std over seeds {', '.join(map(str, config.seeds))}")
+    else:
+        scope = (f"Test-split figures ({', '.join(map(str, test_images))} images), mean ± sample std over seeds "
+                 f"{', '.join(map(str, config.seeds))}")
+    seen = config.resolved_pretrain_splits() or "train+val"
+    pretraining_saw = (f"Pretraining saw the `{seen}` images without labels"
+                       + (", held-out folds included (once per method and seed, as the paper pretrained on every "
+                          "image)" if config.folds > 1 and seen == "all" else "") + ".")
     lines = [
         "# sslkit compare",
         "",
-        f"Test-split figures ({', '.join(map(str, test_images))} images), mean ± sample std over seeds "
-        f"{', '.join(map(str, config.seeds))}; best mean per metric in bold. {baselines}.",
+        f"{scope}; best mean per metric in bold. {baselines}. {pretraining_saw} ECE: expected calibration error "
+        "(lower is better); sens. @90 % spec.: sensitivity for the positive class at the threshold that keeps "
+        "90 % specificity on the validation part.",
         "",
     ]
     for budget in budgets:
         if len(budgets) > 1:
             lines += [f"### {budget} labels", ""]
-        lines += [summary_markdown(summaries[budget]), ""]
+        lines += [summary_markdown(summaries[budget], metrics=(*SCALAR_METRICS, *CLINICAL_METRICS)), ""]
     if reference:
         lines += [_reference_sentence(test_supports, reference), ""]
     lines += [
         "## Paired differences (95 % bootstrap intervals)",
         "",
-        "Each method minus each reference on the same test images: test images resampled with replacement "
-        f"({config.bootstrap_resamples} times, the same draws for every method), both scored on each resample, "
+        "Each method minus each reference on the same test images: leakage groups (a patient's images, a set of "
+        "near-duplicates; a lone image is its own group) resampled with replacement, every image of a drawn group "
+        f"taken ({config.bootstrap_resamples} times, the same draws for every method), both scored on each resample, "
         "the difference averaged over the seeds both have (seed s of one method paired with seed s of the other). "
         "Verdict: *better* / *worse* when the whole interval is above / below 0, else *not distinguishable*. "
         f"Recompute from `{PREDICTIONS_FILE}` with `sslkit compare --stats-only {config.out}`.",
@@ -152,7 +171,10 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
         f"- command: `{command or 'run_compare(...)'}`",
         f"- data: `{config.data or 'embedded BUSI 64 px'}`, image size {config.image_size}, "
         f"split seed {config.split_seed}"
-        + (", the paper's balanced 100/100/100 splits" if config.paper_splits else ", the dataset's own splits"),
+        + (f", {config.folds} grouped folds over " + ("the paper's class-balanced pool" if config.paper_splits
+                                                     else "every labelled image") if config.folds > 1 else
+           ", the paper's balanced 100/100/100 splits" if config.paper_splits else ", the dataset's own splits")
+        + f"; pretraining images: `{seen}`",
         f"- backbone `{config.backbone}` {config.backbone_options or ''}".rstrip(),
         f"- pretraining: {config.pretrain_epochs} epoch(s), batch {config.pretrain_batch_size}"
         + (f", {config.pretrain_options}" if config.pretrain_options else "")
@@ -172,7 +194,8 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
         rows_markdown(rows, ["method", "labels", "seed", *SCALAR_METRICS, "val_macro_f1", "pretrain_loss",
                              "pretrain_seconds", "finetune_seconds"]),
         "",
-        f"Files: `results.csv` (these rows), `{DIFFERENCES_FILE}` (the paired differences), "
+        ("`folds.csv` (one row per fold cell), " if fold_rows else "")
+        + f"Files: `results.csv` (these rows), `{DIFFERENCES_FILE}` (the paired differences), "
         f"`{PREDICTIONS_FILE}` (every cell's test predictions), `results.png` (left: mean ± std, dots: seeds; "
         "right: paired differences with 95 % intervals)"
         + (", `label_efficiency.png` (mean over seeds against labels, 95 % bootstrap bands)."

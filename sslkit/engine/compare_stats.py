@@ -18,11 +18,13 @@ def summarise(config: CompareConfig, records: list[dict[str, Any]]):
     """(label budget -> mean ± std per method, label budget -> paired differences, notes)."""
     from sslkit.evaluation.reporting import aggregate
 
+    from sslkit.evaluation.metrics import CLINICAL_METRICS
+
     rows = [cell_row(r) for r in records]
     summaries: dict[str, list[dict[str, Any]]] = {}
     for budget in config.budgets():
         chosen = [r for r in rows if r["labels"] == budget_key(budget)]
-        summaries[budget_key(budget)] = aggregate(chosen, by="method")
+        summaries[budget_key(budget)] = aggregate(chosen, by="method", metrics=(*SCALAR_METRICS, *CLINICAL_METRICS))
     grouped, notes = predictions_by_budget(records)
     differences = statistics_for(grouped, config.methods(), n_resamples=config.bootstrap_resamples)
     return summaries, differences, notes
@@ -44,7 +46,7 @@ def predictions_by_budget(records: list[dict[str, Any]]):
             continue
         by_method = grouped.setdefault(str(record.get("labels")), {}).setdefault(record["method"], {})
         by_method[int(record["seed"])] = Predictions(list(saved["ids"]), np.asarray(saved["labels"], dtype=np.int64),
-                                                     np.asarray(saved["probs"], dtype=float))
+                                                     np.asarray(saved["probs"], dtype=float), saved.get("groups"))
     notes = [f"no saved test predictions for {', '.join(missing)} (cells from an older sslkit): "
              "left out of the paired statistics"] if missing else []
     return grouped, notes
@@ -74,11 +76,45 @@ def prediction_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
         if not saved:
             continue
         class_names = list(record["test"]["class_names"])
-        for image, label, probs in zip(saved["ids"], saved["labels"], saved["probs"]):
+        extra = {key: saved[column] for key, column in (("fold", "folds"), ("group", "groups"),
+                                                        ("positive_call", "positive_call")) if saved.get(column)}
+        for i, (image, label, probs) in enumerate(zip(saved["ids"], saved["labels"], saved["probs"])):
             rows.append({"method": record["method"], "labels": record.get("labels"), "seed": record["seed"],
-                         "image": image, "label": int(label),
+                         "image": image, "label": int(label), **{k: v[i] for k, v in extra.items()},
                          **{f"prob_{name}": float(p) for name, p in zip(class_names, probs)}})
     return rows, class_names
+
+
+def pool_folds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (label budget, method, seed) whose test figures are computed over every
+    out-of-fold prediction of its fold cells (cells of a single split are returned as they are)."""
+    from sslkit.engine.finetune_folds import pool_predictions, pooled_metrics
+
+    grouped: dict[tuple, list[dict[str, Any]]] = {}
+    for record in records:
+        grouped.setdefault((record.get("labels"), record["method"], record["seed"]), []).append(record)
+    out = []
+    for (budget, method, seed), cells in grouped.items():
+        if len(cells) == 1:
+            out.append(cells[0])
+            continue
+        cells = sorted(cells, key=lambda c: int(c.get("fold", 0)))
+        missing = [c.get("fold") for c in cells if not c.get("test_predictions")]
+        if missing:
+            raise UserError(f"{method} seed {seed} fold(s) {missing} have no saved predictions to pool")
+        pooled = pool_predictions([c["test_predictions"] for c in cells])
+        class_names = list(cells[0]["test"]["class_names"])
+        positive = next((c["operating_point"]["positive"] for c in cells if c.get("operating_point")), None)
+        metrics = pooled_metrics(pooled, class_names, positive)
+        out.append({
+            "method": method, "seed": seed, "labels": budget, "fold": "all", "folds": len(cells),
+            "test": metrics.to_dict(), "test_predictions": pooled,
+            "pretrain_final": cells[0].get("pretrain_final"),
+            "pretrain_seconds": max(float(c.get("pretrain_seconds", 0.0)) for c in cells),
+            "finetune_seconds": sum(float(c.get("finetune_seconds", 0.0)) for c in cells),
+            "labelled_counts": cells[0].get("labelled_counts"),
+        })
+    return out
 
 
 def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Path]:

@@ -44,6 +44,9 @@ class Predictions:
     ids: list[str]
     labels: np.ndarray
     probs: np.ndarray
+    groups: list[str] | None = None
+    """Each image's leakage group (patient or near-duplicate group): the bootstrap resamples whole
+    groups, so twins move together. None: every image is its own group."""
 
     def aligned_to(self, ids: Sequence[str]) -> "Predictions":
         """The same predictions in the order of ``ids`` (which must be the same set of images)."""
@@ -53,44 +56,57 @@ class Predictions:
         if len(position) != len(self.ids) or set(position) != set(ids):
             raise ValueError("the predictions to pair are not on the same test images")
         order = np.array([position[image] for image in ids])
-        return Predictions(list(ids), self.labels[order], self.probs[order])
+        groups = None if self.groups is None else [self.groups[i] for i in order.tolist()]
+        return Predictions(list(ids), self.labels[order], self.probs[order], groups)
 
 
-def _rank_auroc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+def _rank_auroc(scores: np.ndarray, positive: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Per-row AUROC of ``scores`` (B, N) for boolean ``positive`` (B, N); NaN where a row lacks
-    positives or negatives. Average ranks make ties count one half, as scikit-learn does."""
+    positives or negatives. Average ranks make ties count one half, as scikit-learn does.
+    ``valid`` marks the real entries of rows padded to one length (grouped resamples): padding is
+    ranked below every score and its ranks subtracted."""
     from scipy.stats import rankdata
 
-    ranks = rankdata(scores, axis=1)
+    if valid is None:
+        valid = np.ones_like(positive, dtype=bool)
+    padded = np.where(valid, scores, -1.0)  # probabilities are >= 0, so padding ranks lowest
+    n_pad = (~valid).sum(axis=1)
+    ranks = rankdata(padded, axis=1) - n_pad[:, None]
+    positive = positive & valid
     n_pos = positive.sum(axis=1)
-    n_neg = positive.shape[1] - n_pos
+    n_neg = valid.sum(axis=1) - n_pos
     with np.errstate(invalid="ignore", divide="ignore"):
         u = (ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2.0
         auc = u / (n_pos * n_neg)
     return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
-def resampled_metrics(labels: np.ndarray, probs: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
-    """Each scalar metric on every resample: ``indices`` (B, N) -> {metric: (B,)}."""
+def resampled_metrics(labels: np.ndarray, probs: np.ndarray, indices: np.ndarray,
+                      valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Each scalar metric on every resample: ``indices`` (B, N) -> {metric: (B,)}; ``valid`` (B, N)
+    marks the real entries when rows of different lengths are padded (grouped resamples)."""
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     indices = np.atleast_2d(indices)
+    if valid is None:
+        valid = np.ones(indices.shape, dtype=bool)
+    indices = np.where(valid, indices, 0)
     num_classes = probs.shape[1]
     truth = labels[indices]
     predicted = probs.argmax(axis=1)[indices]
     recalls, f1s, aucs = [], [], []
     for c in range(num_classes):
-        is_true, is_pred = truth == c, predicted == c
+        is_true, is_pred = (truth == c) & valid, (predicted == c) & valid
         n_true, n_pred = is_true.sum(axis=1), is_pred.sum(axis=1)
         hits = (is_true & is_pred).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             recalls.append(np.where(n_true > 0, hits / n_true, np.nan))
             f1s.append(np.where(n_true + n_pred > 0, 2.0 * hits / (n_true + n_pred), np.nan))
         if num_classes > 2 or c == 1:
-            aucs.append(_rank_auroc(probs[:, c][indices], is_true))
+            aucs.append(_rank_auroc(probs[:, c][indices], is_true, valid))
     with np.errstate(invalid="ignore"), _quiet_nanmean():
         return {
-            "accuracy": (truth == predicted).mean(axis=1),
+            "accuracy": ((truth == predicted) & valid).sum(axis=1) / valid.sum(axis=1),
             "balanced_accuracy": np.nanmean(np.stack(recalls), axis=0),
             "macro_f1": np.nanmean(np.stack(f1s), axis=0),
             "auroc": np.nanmean(np.stack(aucs), axis=0),
@@ -114,6 +130,34 @@ class _quiet_nanmean:
 def bootstrap_indices(n: int, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> np.ndarray:
     """(n_resamples, n) test-image indices drawn with replacement by a seeded Generator."""
     return np.random.default_rng(seed).integers(0, n, size=(int(n_resamples), int(n)))
+
+
+def grouped_bootstrap_indices(groups: Sequence[object] | None, n: int, n_resamples: int = DEFAULT_RESAMPLES,
+                              seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(indices (B, L), valid (B, L) or None): a cluster bootstrap that draws whole ``groups``
+    with replacement (as many draws as there are groups) and takes every image of each drawn group,
+    so near-duplicates and a patient's images move together. Rows differ in length and are padded
+    (``valid`` False). With no groups, or every image its own group, this is the ordinary image
+    bootstrap with exactly :func:`bootstrap_indices`'s draws (``valid`` None)."""
+    if groups is None or len(set(groups)) == n:
+        return bootstrap_indices(n, n_resamples, seed), None
+    names, group_of = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    order = np.argsort(group_of, kind="stable")
+    sizes = np.bincount(group_of, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    drawn = np.random.default_rng(seed).integers(0, len(names), size=(int(n_resamples), len(names)))
+    counts = sizes[drawn]                                   # (B, G) images per drawn group
+    lengths = counts.sum(axis=1)
+    flat_counts = counts.ravel()
+    offsets = np.repeat(starts[drawn].ravel() - np.concatenate([[0], np.cumsum(flat_counts)[:-1]]), flat_counts)
+    members = order[offsets + np.arange(flat_counts.sum())]  # the drawn groups' images, row after row
+    rows = np.repeat(np.arange(len(drawn)), lengths)
+    columns = np.arange(len(members)) - np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    indices = np.zeros((len(drawn), int(lengths.max())), dtype=np.int64)
+    valid = np.zeros_like(indices, dtype=bool)
+    indices[rows, columns] = members
+    valid[rows, columns] = True
+    return indices, valid
 
 
 @dataclass
@@ -165,7 +209,7 @@ def paired_differences(
         return []
     first = next(iter(next(iter(predictions.values())).values()))
     ids = list(first.ids)
-    indices = bootstrap_indices(len(ids), n_resamples, seed)
+    indices, valid = grouped_bootstrap_indices(first.groups, len(ids), n_resamples, seed)
     identity = np.arange(len(ids))[None, :]
     cache: dict[tuple[str, int], tuple[dict, dict]] = {}
 
@@ -175,7 +219,7 @@ def paired_differences(
             if not np.array_equal(p.labels, first.aligned_to(ids).labels):
                 raise ValueError(f"{method} seed {run_seed} has other true labels for the same test images")
             cache[(method, run_seed)] = (resampled_metrics(p.labels, p.probs, identity),
-                                         resampled_metrics(p.labels, p.probs, indices))
+                                         resampled_metrics(p.labels, p.probs, indices, valid))
         return cache[(method, run_seed)]
 
     tail = 100.0 * (1.0 - confidence) / 2.0
@@ -213,13 +257,13 @@ def bootstrap_scores(
         return {}
     first = next(iter(next(iter(predictions.values())).values()))
     ids = list(first.ids)
-    indices = bootstrap_indices(len(ids), n_resamples, seed)
+    indices, valid = grouped_bootstrap_indices(first.groups, len(ids), n_resamples, seed)
     tail = 100.0 * (1.0 - confidence) / 2.0
     out: dict[str, dict[str, tuple[float, float, float]]] = {}
     for method, by_seed in predictions.items():
         runs = [by_seed[s].aligned_to(ids) for s in sorted(by_seed)]
         observed = [resampled_metrics(p.labels, p.probs, np.arange(len(ids))[None, :]) for p in runs]
-        resampled = [resampled_metrics(p.labels, p.probs, indices) for p in runs]
+        resampled = [resampled_metrics(p.labels, p.probs, indices, valid) for p in runs]
         out[method] = {}
         for metric in metrics:
             values = np.mean([r[metric] for r in resampled], axis=0)
@@ -233,6 +277,9 @@ def bootstrap_scores(
 # --------------------------------------------------------------------------- saved predictions
 
 PREDICTION_KEYS = ("method", "labels", "seed", "image", "label")
+#: Written when known: the fold that predicted the image, its leakage group (what the grouped
+#: bootstrap resamples) and the operating point's call.
+OPTIONAL_PREDICTION_KEYS = ("fold", "group", "positive_call")
 
 
 def write_predictions_csv(path: str | Path, rows: Iterable[dict], class_names: Sequence[str]) -> Path:
@@ -240,7 +287,9 @@ def write_predictions_csv(path: str | Path, rows: Iterable[dict], class_names: S
     true label and one probability column per class (``prob_<class>``)."""
     from sslkit.csvfiles import write_csv
 
-    columns = [*PREDICTION_KEYS, *(f"prob_{name}" for name in class_names)]
+    rows = list(rows)
+    extra = [c for c in OPTIONAL_PREDICTION_KEYS if any(c in r for r in rows)]
+    columns = [*PREDICTION_KEYS, *extra, *(f"prob_{name}" for name in class_names)]
     return write_csv(path, rows, columns, float_format=".8g")
 
 
@@ -264,6 +313,7 @@ def read_predictions_csv(path: str | Path) -> tuple[dict[str, dict[str, dict[int
             [r["image"] for r in rows],
             np.array([int(r["label"]) for r in rows]),
             np.array([[float(r[c]) for c in prob_columns] for r in rows]),
+            [r["group"] for r in rows] if rows and rows[0].get("group") not in (None, "") else None,
         )
     return out, [c[len("prob_"):] for c in prob_columns]
 
