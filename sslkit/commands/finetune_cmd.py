@@ -137,6 +137,11 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
         if "val" in result.metrics:
             val = result.metrics["val"].scalars
             console.print("val: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()), highlight=False)
+        if result.operating_point:
+            point = result.operating_point
+            console.print(f"{point['positive']} at {point['target_specificity']:.0%} validation specificity: "
+                          f"sensitivity {point['sensitivity']:.3f}, specificity {point['specificity']:.3f} on test "
+                          f"(threshold {point['threshold']:.3f})", highlight=False)
         for note in dict.fromkeys(result.notes):
             if note not in result.metrics["test"].notes:
                 console.print(f"[yellow]note:[/yellow] {note}")

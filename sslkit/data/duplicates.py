@@ -131,6 +131,9 @@ def compute_signatures(records: Sequence, *, size: int = SIGNATURE_SIZE,
     cache = _SignatureCache(size) if singles else None
     for i in singles:
         record = records[i]
+        if record.image is None:  # nothing to compare (records built without pixels)
+            unreadable.append(i)
+            continue
         cached = cache.get(record) if cache is not None else None
         if cached is None:
             try:

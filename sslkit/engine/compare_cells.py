@@ -233,6 +233,8 @@ def cell_row(record: dict[str, Any]) -> dict[str, Any]:
     test = Metrics.from_dict(record["test"])
     row: dict[str, Any] = {"method": record["method"], "labels": record.get("labels", ""), "seed": record["seed"],
                            "fold": record.get("fold", ""), **test.scalars}
+    if "sensitivity_at_90_specificity" not in row:
+        row["sensitivity_at_90_specificity"] = (record.get("operating_point") or {}).get("sensitivity", float("nan"))
     if "val" in record:
         row.update({f"val_{k}": v for k, v in Metrics.from_dict(record["val"]).scalars.items()})
     row["test_images"] = test.n_samples

@@ -317,7 +317,7 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
     predictions = _predictions(classifier, eval_loader(records.test), records.test, records, device)
     metrics["test"] = classification_metrics(predictions["labels"], predictions["probs"], records.class_names)
     predictions["groups"] = [(records.groups or {}).get(i, i) for i in predictions["ids"]]
-    operating = clinical_figures(metrics, predictions, val_predictions, records.class_names, config.positive_class)
+    operating = clinical_figures(predictions, val_predictions, records.class_names, config.positive_class)
     seconds["evaluate"] = time.perf_counter() - tick
     seconds["total"] = time.perf_counter() - started
     notes = records.notes + [n for m in metrics.values() for n in m.notes]
@@ -336,33 +336,28 @@ def _predictions(classifier, loader, recs: list, records, device) -> dict[str, A
     return {"ids": [records.image_id(recs[int(i)]) for i in indices], "labels": labels.tolist(), "probs": probs.tolist()}
 
 
-def clinical_figures(metrics: dict[str, Metrics], test: dict[str, Any], val: dict[str, Any] | None,
-                     class_names: list[str], requested: str | None) -> dict[str, Any] | None:
-    """Adds the expected calibration error and the sensitivity at 90 % specificity to the metrics'
-    scalars; the threshold is chosen on the validation predictions only and written into ``test``
-    as each image's ``positive_call`` (so pooled out-of-fold figures use each fold's own threshold)."""
+def clinical_figures(test: dict[str, Any], val: dict[str, Any] | None, class_names: list[str],
+                     requested: str | None) -> dict[str, Any] | None:
+    """The operating point: the threshold keeping 90 % specificity on the validation predictions
+    only, and the sensitivity/specificity it gives on the test predictions (None without a positive
+    class or a validation split). Each test image's call is written into ``test`` as
+    ``positive_call``, so pooled out-of-fold figures use each fold's own threshold."""
     import numpy as np
 
     from sslkit.evaluation.metrics import (
         TARGET_SPECIFICITY,
-        expected_calibration_error,
         operating_point,
         positive_class,
         threshold_at_specificity,
     )
 
-    for name, saved in (("test", test), ("val", val)):
-        if saved is not None and name in metrics:
-            metrics[name].scalars["ece"] = expected_calibration_error(saved["labels"], np.asarray(saved["probs"]))
     positive = positive_class(class_names, requested)
-    metrics["test"].scalars["sensitivity_at_90_specificity"] = float("nan")
     if positive is None or val is None:
         return None
     threshold = threshold_at_specificity(np.asarray(val["labels"]), np.asarray(val["probs"])[:, positive], positive,
                                          TARGET_SPECIFICITY)
     scores = np.asarray(test["probs"])[:, positive]
     sensitivity, specificity = operating_point(np.asarray(test["labels"]), scores, positive, threshold)
-    metrics["test"].scalars["sensitivity_at_90_specificity"] = sensitivity
     test["positive_call"] = (scores > threshold).astype(int).tolist()
     return {"positive": class_names[positive], "threshold": threshold, "sensitivity": sensitivity,
             "specificity": specificity, "target_specificity": TARGET_SPECIFICITY}

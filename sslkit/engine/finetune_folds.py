@@ -19,7 +19,7 @@ import numpy as np
 
 from sslkit.engine.finetune import FinetuneConfig, FinetuneResult, run_finetuning
 from sslkit.errors import UserError
-from sslkit.evaluation.metrics import Metrics, classification_metrics, expected_calibration_error
+from sslkit.evaluation.metrics import Metrics, classification_metrics
 from sslkit.fileio import atomic_write_text
 
 OOF_PREDICTIONS_FILE = "oof_predictions.csv"
@@ -65,7 +65,6 @@ def pooled_metrics(pooled: dict[str, Any], class_names: list[str], positive: str
     """Classification metrics, ECE and (with calls) the sensitivity over the pooled predictions."""
     labels, probs = np.asarray(pooled["labels"]), np.asarray(pooled["probs"])
     metrics = classification_metrics(labels, probs, class_names)
-    metrics.scalars["ece"] = expected_calibration_error(labels, probs)
     metrics.scalars["sensitivity_at_90_specificity"] = float("nan")
     if "positive_call" in pooled and positive is not None:
         is_positive = labels == class_names.index(positive)

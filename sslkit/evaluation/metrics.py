@@ -25,7 +25,8 @@ class Metrics:
     """Every figure for one (model, split) pair; ``scalars`` holds the headline numbers."""
 
     scalars: dict[str, float]
-    """accuracy, balanced_accuracy, macro_f1, auroc (NaN when undefined, see ``notes``)."""
+    """accuracy, balanced_accuracy, macro_f1, auroc (NaN when undefined, see ``notes``), ece
+    (expected calibration error; out-of-fold pools add sensitivity_at_90_specificity)."""
     confusion: list[list[int]]
     """Rows = true class, columns = predicted class, over all ``class_names``."""
     per_class: dict[str, dict[str, float]]
@@ -185,6 +186,7 @@ def classification_metrics(
             "balanced_accuracy": balanced,
             "macro_f1": macro_f1,
             "auroc": auc,
+            "ece": expected_calibration_error(y_true, probs),
         },
         confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         per_class=per_class,

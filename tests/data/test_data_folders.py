@@ -85,10 +85,11 @@ def test_folder_unlabelled_recursive_and_split_folders(tmp_path):
     assert ds.class_names is None and len(ds.splits["train"]) == 7
     ds = open_dataset(f"folder:{tmp_path / 'flat'}?labels=none&groups=parent", test_fraction=0.0, val_fraction=0.0)
     assert {r.group for r in ds.records()} == {"p0", "p1", "flat"}
+    noise = np.random.default_rng(0)
     for split in ("train", "test"):
         for cls in ("a", "b"):
-            for i in range(4):
-                write(tmp_path / "split" / split / cls / f"{i}.png", img)
+            for i in range(4):  # distinct images: identical ones would form one duplicate group
+                write(tmp_path / "split" / split / cls / f"{i}.png", noise.integers(0, 256, (8, 8), dtype=np.uint8))
     ds = open_dataset(f"folder:{tmp_path / 'split'}", val_fraction=0.25)
     assert len(ds.splits["test"]) == 8 and len(ds.splits["train"]) + len(ds.splits["val"]) == 8
     assert len(ds.splits["val"]) == 2  # carved out of train, stratified
