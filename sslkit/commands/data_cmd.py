@@ -76,12 +76,12 @@ def inspect_command(ctx: click.Context, spec: str | None, on_bad_image: str, val
       sslkit data inspect busi:../shared/data/busi/raw_sample
       sslkit data inspect npz:busi_128.npz --json
     """
-    from sslkit.data.duplicates import leak_sentence, test_images_with_twins
+    from sslkit.data.duplicates import leak_sentence, count_test_twins
     from sslkit.data.inspection import inspect_dataset
 
     ds = _open(ctx, spec, on_bad_image, val_fraction, test_fraction, seed, resplit)
     report = inspect_dataset(ds, on_bad_image=on_bad_image)
-    leaked, tests = test_images_with_twins(ds.splits)
+    leaked, tests = count_test_twins(ds.splits)
     sentence = leak_sentence(leaked, tests)
     if sentence:
         report.notes.append(sentence)

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -46,6 +48,38 @@ SIGNATURE_SIZE = 16
 DEFAULT_THRESHOLD = 0.95
 #: Rows of the similarity matrix computed at once (memory: BLOCK x N floats).
 _BLOCK = 2048
+#: The threshold in force (``--data-opt duplicate_threshold=...``, set by ``open_dataset`` while an
+#: adapter builds its splits); a context variable, so nested or concurrent opens cannot leak it.
+_THRESHOLD: ContextVar[float] = ContextVar("sslkit_duplicate_threshold", default=DEFAULT_THRESHOLD)
+
+
+@contextmanager
+def using_threshold(threshold: float | None):
+    """Within the block, duplicate grouping uses ``threshold`` (None: leave it as it is)."""
+    if threshold is None:
+        yield
+        return
+    token = _THRESHOLD.set(check_threshold(threshold))
+    try:
+        yield
+    finally:
+        _THRESHOLD.reset(token)
+
+
+def current_threshold() -> float:
+    return _THRESHOLD.get()
+
+
+def check_threshold(value) -> float:
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.0 < threshold <= 1.0:
+        from sslkit.errors import UserError
+
+        raise UserError(f"the duplicate threshold is a correlation in (0, 1], got {value}")
+    return threshold
 
 
 @dataclass
@@ -274,14 +308,12 @@ class DuplicateGroups:
         return sorted((m for m in by.values() if len(m) > 1), key=lambda m: (-len(m), m[0]))
 
 
-def find_duplicates(records: Sequence, *, threshold: float = DEFAULT_THRESHOLD, size: int = SIGNATURE_SIZE,
+def find_duplicates(records: Sequence, *, threshold: float | None = None, size: int = SIGNATURE_SIZE,
                     signatures: Signatures | None = None,
                     progress: Callable[[int, int], None] | None = None) -> DuplicateGroups:
-    """Exact and near-duplicate groups of ``records`` (see the module docstring)."""
-    if not 0.0 < float(threshold) <= 1.0:
-        from sslkit.errors import UserError
-
-        raise UserError(f"the duplicate threshold is a correlation in (0, 1], got {threshold}")
+    """Exact and near-duplicate groups of ``records`` (see the module docstring); ``threshold``
+    None: the one in force (:func:`using_threshold`, default :data:`DEFAULT_THRESHOLD`)."""
+    threshold = current_threshold() if threshold is None else check_threshold(threshold)
     signatures = signatures or compute_signatures(records, size=size, progress=progress)
     i, j, corr = similar_pairs(signatures.vectors, threshold)
     ei, ej = exact_pairs(signatures.digests)
@@ -295,7 +327,7 @@ def find_duplicates(records: Sequence, *, threshold: float = DEFAULT_THRESHOLD, 
     return DuplicateGroups(group, listed, float(threshold), list(signatures.unreadable))
 
 
-def leakage_groups(records: Sequence, *, threshold: float = DEFAULT_THRESHOLD,
+def leakage_groups(records: Sequence, *, threshold: float | None = None,
                    duplicates: DuplicateGroups | None = None) -> np.ndarray:
     """One id per record such that records sharing a patient/volume group *or* a near-duplicate
     group share the id: the unit that must never straddle train and test."""
@@ -316,7 +348,7 @@ def leakage_groups(records: Sequence, *, threshold: float = DEFAULT_THRESHOLD,
     return components(len(records), np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
 
 
-def test_images_with_twins(splits: dict[str, list], *, threshold: float = DEFAULT_THRESHOLD) -> tuple[int, int]:
+def count_test_twins(splits: dict[str, list], *, threshold: float | None = None) -> tuple[int, int]:
     """(test images with a near-duplicate in train or val, test images) for a data set's splits."""
     train_val = list(splits.get("train", [])) + list(splits.get("val", []))
     test = list(splits.get("test", []))

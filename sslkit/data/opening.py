@@ -28,7 +28,7 @@ BAD_IMAGE_POLICIES = ("skip", "error")
 COMMON_OPTIONS = ("val_fraction", "test_fraction", "seed")
 #: Options open_dataset itself applies to any adapter's result (never passed to the adapter):
 #: ``resplit=true`` replaces the data's own splits by sslkit's grouped ones.
-GENERIC_OPTIONS = ("resplit",)
+GENERIC_OPTIONS = ("resplit", "duplicate_threshold")
 MAX_NAMED = 10
 
 
@@ -112,11 +112,20 @@ def open_dataset(
     """
     check_policy(on_bad_image)
     check_fractions(val_fraction, test_fraction)
+    from sslkit.data.duplicates import check_threshold, current_threshold, using_threshold
+
     options = dict(options or {})
-    ds = _open_adapter(spec, plugins=plugins, on_bad_image=on_bad_image, val_fraction=val_fraction,
-                       test_fraction=test_fraction, seed=seed, options=options)
-    if _flag("resplit", options.get("resplit", False)):
-        ds = resplit_dataset(ds, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    threshold = options.get("duplicate_threshold")
+    threshold = current_threshold() if threshold is None else check_threshold(threshold)
+    with using_threshold(threshold):  # generated splits group near-duplicates at this threshold
+        ds = _open_adapter(spec, plugins=plugins, on_bad_image=on_bad_image, val_fraction=val_fraction,
+                           test_fraction=test_fraction, seed=seed, options=options)
+        if "duplicate_threshold" in options:  # given in the spec (read by _open_adapter)
+            threshold = check_threshold(options["duplicate_threshold"])
+        ds.duplicate_threshold = threshold
+        if _flag("resplit", options.get("resplit", False)):
+            with using_threshold(threshold):
+                ds = resplit_dataset(ds, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     return ds
 
 
@@ -156,8 +165,9 @@ def _open_adapter(spec, *, plugins, on_bad_image, val_fraction, test_fraction, s
 
     adapter, location = parse_spec(str(spec))
     location, spec_options = split_location_options(location)
-    if "resplit" in spec_options:  # npz:/data/x.npz?resplit=true works like --data-opt resplit=true
-        options["resplit"] = spec_options.pop("resplit")  # open_dataset reads it from the same dict
+    for generic in GENERIC_OPTIONS:  # npz:/data/x.npz?resplit=true works like --data-opt resplit=true
+        if generic in spec_options:
+            options[generic] = spec_options.pop(generic)  # open_dataset reads it from the same dict
     from sslkit.plugins import plugins_or_default
 
     plugins = plugins_or_default(plugins)
@@ -169,7 +179,10 @@ def _open_adapter(spec, *, plugins, on_bad_image, val_fraction, test_fraction, s
     kwargs = {k: v for k, v in common.items() if accepted is None or k in accepted}
     kwargs.update(spec_options)
     kwargs.update({k: v for k, v in options.items() if k not in GENERIC_OPTIONS})
-    ds = plugins.datasets.create(adapter, str(Path(location).expanduser()), **kwargs)
+    from sslkit.data.duplicates import using_threshold
+
+    with using_threshold(options.get("duplicate_threshold")):  # a threshold given in the spec
+        ds = plugins.datasets.create(adapter, str(Path(location).expanduser()), **kwargs)
     if not isinstance(ds, DatasetSplits):
         raise UserError(f"dataset adapter '{adapter}' returned {type(ds).__name__}, not DatasetSplits")
     for split in SPLIT_NAMES:

@@ -139,6 +139,9 @@ class DatasetSplits:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     on_bad_image: str = "skip"
     notes: list[str] = field(default_factory=list)
+    duplicate_threshold: float | None = None
+    """The near-duplicate threshold its splits were grouped with (``--data-opt duplicate_threshold``);
+    None: the default."""
 
     def records(self, *splits: str) -> list[Record]:
         """The records of ``splits`` concatenated in the given order (all splits if none)."""

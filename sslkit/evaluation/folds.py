@@ -55,8 +55,10 @@ def labelled_pool(ds, *, paper: bool, split_seed: int) -> list:
     return pool
 
 
-def plan_folds(pool: list, k: int, *, seed: int) -> FoldPlan:
-    """Assign each pool record to one of ``k`` stratified folds, whole leakage groups at a time."""
+def plan_folds(pool: list, k: int, *, seed: int, threshold: float | None = None) -> FoldPlan:
+    """Assign each pool record to one of ``k`` stratified folds, whole leakage groups at a time
+    (near-duplicates at ``threshold``, None: the default). Folds whose training or test part lacks
+    a class are refused in one sentence: the groups are then too coarse for ``k`` folds."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     from sslkit.data.duplicates import leakage_groups
@@ -65,7 +67,7 @@ def plan_folds(pool: list, k: int, *, seed: int) -> FoldPlan:
         raise UserError(f"--folds must be 1 (one split) or at least 3 (test, validation and training folds), got {k}")
     if len(pool) < k:
         raise UserError(f"{k} folds need at least {k} labelled images, the pool has {len(pool)}")
-    groups = leakage_groups(pool)
+    groups = leakage_groups(pool, threshold=threshold)
     labels = np.array([r.label for r in pool])
     n_groups = len(np.unique(groups))
     if n_groups < k:
@@ -84,4 +86,14 @@ def plan_folds(pool: list, k: int, *, seed: int) -> FoldPlan:
         warnings.simplefilter("ignore", UserWarning)  # "least populated class" is checked above
         for fold, (_, test) in enumerate(splitter.split(np.zeros(len(pool)), labels, groups)):
             folds[test] = fold
-    return FoldPlan(pool, groups, folds, k)
+    plan = FoldPlan(pool, groups, folds, k)
+    classes = set(labels.tolist())
+    for fold in range(k):
+        for part, records in plan.parts(fold).items():
+            if part != "val" and {r.label for r in records} != classes:
+                largest = int(np.bincount(groups).max())
+                raise UserError(
+                    f"fold {fold}'s {part} part lacks a class: the {n_groups} groups of patients and near-duplicates "
+                    f"(the largest {largest} images) are too coarse for {k} folds; use fewer folds or a stricter "
+                    "near-duplicate threshold (--data-opt duplicate_threshold=0.99; `sslkit data audit` shows the groups)")
+    return plan

@@ -108,7 +108,8 @@ def select_records(
     if folds > 1:
         from sslkit.evaluation.folds import labelled_pool, plan_folds
 
-        plan = plan_folds(labelled_pool(ds, paper=paper, split_seed=split_seed), folds, seed=split_seed)
+        plan = plan_folds(labelled_pool(ds, paper=paper, split_seed=split_seed), folds, seed=split_seed,
+                          threshold=getattr(ds, "duplicate_threshold", None))
         splits = plan.parts(fold)
         groups = {image_ids[r]: g for r, g in zip(plan.pool, plan.group_names())}
         notes.append(f"fold {fold} of {folds} (grouped, stratified, split seed {split_seed}): "
@@ -140,13 +141,14 @@ def select_records(
                 test = subset
             notes.append(f"{name}: a stratified {cap} of {len(records)} images (paper protocol sizes)")
     if groups is None:
-        from sslkit.data.duplicates import leak_sentence, leakage_groups, test_images_with_twins
+        from sslkit.data.duplicates import leak_sentence, leakage_groups, count_test_twins
 
-        sentence = leak_sentence(*test_images_with_twins({"train": train, "val": val, "test": test}))
+        threshold = getattr(ds, "duplicate_threshold", None)
+        sentence = leak_sentence(*count_test_twins({"train": train, "val": val, "test": test}, threshold=threshold))
         if sentence:
             notes.append(sentence)
 
-        ids = leakage_groups(test).tolist() if len(test) > 1 else [0] * len(test)
+        ids = leakage_groups(test, threshold=threshold).tolist() if len(test) > 1 else [0] * len(test)
         groups = {image_ids[r]: f"g{g}" for r, g in zip(test, ids)}
     return FinetuneRecords(labelled, val, test, list(ds.class_names), notes, image_ids, groups)
 

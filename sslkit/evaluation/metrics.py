@@ -225,7 +225,7 @@ def expected_calibration_error(y_true: Sequence[int] | np.ndarray, probs: np.nda
     equal-width confidence bins. 0 is perfectly calibrated; lower is better."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
-    if y_true.size == 0:
+    if y_true.size == 0 or not np.isfinite(probs).all():
         return float("nan")
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == y_true).astype(np.float64)

@@ -284,3 +284,23 @@ def test_fingerprint_leaves_out_exactly_the_settings_that_never_change_figures()
     assert fingerprint(dataclasses.replace(config, pretrain_options={"lr": 0.01}), cell) != base
     older = {**base, "pretrain": {**base["pretrain"], "threads": 0, "knn_every": 0}}
     assert _comparable(older) == base
+
+
+def test_compare_folds_pretrain_once_and_predict_every_image_once_per_method(calls, plugins, tmp_path):
+    from evaluation.test_eval_folds import distinct_npz
+
+    data = "npz:" + str(distinct_npz(tmp_path / "distinct.npz"))
+    result = run_compare(compare_config(data, tmp_path, folds=3, seeds=[0], maskers=["random"]), plugins, quiet=True)
+    assert calls.pretrain == [("random", 0, False)]  # once per method and seed, not per fold
+    assert len(calls.finetune) == 6 and result.ran == 6  # (random, scratch) x 3 folds
+    with open(tmp_path / "results" / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for method in ("random", "scratch"):
+        images = [r["image"] for r in rows if r["method"] == method]
+        assert len(images) == len(set(images)) == 48
+    assert {r["fold"] for r in rows} == {"0", "1", "2"} and all(r["group"] for r in rows)
+    assert [r["fold"] for r in result.rows] == ["all", "all"]
+    assert (tmp_path / "results" / "folds.csv").is_file()
+    text = (tmp_path / "results" / "results.md").read_text()
+    assert "3-fold cross-validation" in text and "Pretraining saw the `all` images" in text
+    assert "48 test images" in text  # the paired statistics run over every out-of-fold prediction
