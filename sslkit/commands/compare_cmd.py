@@ -166,6 +166,10 @@ def _seeds(text: str) -> list[int]:
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=0, show_default=True, help=THREADS_HELP)
+@click.option("--jobs", type=int, default=_D.jobs, show_default=True,
+              help="Run independent cells in this many processes (pretrainings first, then the fine-tuning cells); "
+                   "the figures are the same as with 1. On a CPU, N processes with --threads 1 usually beat one "
+                   "process with N threads (benchmarks/bench_compare_jobs.py).")
 @click.option("--out", type=click.Path(file_okay=False), default="compare", show_default=True,
               help="Where results.md, results.csv and results.png go.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
@@ -181,7 +185,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
                     seeds, labels, protocol, folds, pretrain_splits, positive_class, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
                     pretrain_epochs, pretrain_batch_size, pretrain_opts, finetune_epochs, finetune_batch_size,
                     finetune_lr, class_weights, encoder_lr_scale, select, standardize_features, device, workers,
-                    threads, out, runs_dir,
+                    threads, jobs, out, runs_dir,
                     bootstrap_resamples, stats_only, quiet) -> None:
     """Compare maskers (and the from-scratch baseline) under one fine-tuning protocol.
 
@@ -234,7 +238,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
         pretrain_options=parse_options(pretrain_opts, "--pretrain-opt"), finetune_epochs=finetune_epochs,
         finetune_batch_size=finetune_batch_size, finetune_lr=finetune_lr, class_weights=class_weights,
         encoder_lr_scale=encoder_lr_scale, select=select, standardize_features=standardize_features, device=device,
-        workers=workers, threads=threads, out=out,
+        workers=workers, threads=threads, jobs=jobs, out=out,
         runs_dir=runs_dir, bootstrap_resamples=bootstrap_resamples,
     )
     command = "sslkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""

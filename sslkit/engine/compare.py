@@ -104,6 +104,14 @@ def run_compare(config: CompareConfig, plugins=None, *, command: str = "", quiet
         return _run_cells(config, plugins, command=command, quiet=quiet, say=say)
 
 
+def _eta(started: float, done: int, total: int) -> str:
+    """``; about 12 min left`` from the mean time per finished cell so far (empty when done)."""
+    if done >= total:
+        return ""
+    left = (time.perf_counter() - started) / done * (total - done)
+    return f"; about {left / 60:.0f} min left" if left >= 90 else f"; about {left:.0f} s left"
+
+
 def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
                say: Callable[[str], None]) -> CompareResult:
     """Read the finished cells, run the others, then write the results files."""
@@ -125,18 +133,31 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
     if reused:
         say(f"reusing {reused} finished cell(s) of {len(cells)} from {config.runs_path()}")
     todo = [c for c in cells if key(c) not in records]
-    for number, cell in enumerate(todo, start=1):
-        what = f"{cell.method}, seed {cell.seed}"
+
+    def what(cell: Cell) -> str:
+        text = f"{cell.method}, seed {cell.seed}"
         if len(config.budgets()) > 1:
-            what += f", {budget_key(cell.labels)} labels"
-        if config.folds > 1:
-            what += f", fold {cell.fold + 1}/{config.folds}"
-        say(f"[{number}/{len(todo)}] {what}")
-        tick = time.perf_counter()
-        records[key(cell)] = run_cell(config, cell, plugins, quiet=quiet, say=say)
-        row = cell_row(records[key(cell)])
-        say(f"[{number}/{len(todo)}] {what} done in {time.perf_counter() - tick:.0f} s: "
-            + ", ".join(f"{m} {row[m]:.3f}" for m in SCALAR_METRICS))
+            text += f", {budget_key(cell.labels)} labels"
+        return text + (f", fold {cell.fold + 1}/{config.folds}" if config.folds > 1 else "")
+
+    def finished(cell: Cell, record: dict[str, Any], number: int, seconds: float | None) -> None:
+        records[key(cell)] = record
+        row = cell_row(record)
+        took = f" in {seconds:.0f} s" if seconds is not None else ""
+        say(f"[{number}/{len(todo)}] {what(cell)} done{took}: " + ", ".join(f"{m} {row[m]:.3f}" for m in SCALAR_METRICS)
+            + _eta(started, number, len(todo)))
+
+    if config.jobs > 1 and len(todo) > 1:
+        from sslkit.engine.compare_parallel import run_cells_in_parallel
+
+        count = iter(range(1, len(todo) + 1))
+        run_cells_in_parallel(config, todo, plugins, jobs=config.jobs, say=say,
+                              done=lambda cell, record: finished(cell, record, next(count), None))
+    else:
+        for number, cell in enumerate(todo, start=1):
+            say(f"[{number}/{len(todo)}] {what(cell)}")
+            tick = time.perf_counter()
+            finished(cell, run_cell(config, cell, plugins, quiet=quiet, say=say), number, time.perf_counter() - tick)
     order = sorted(cells, key=lambda c: ([budget_key(b) for b in config.budgets()].index(budget_key(c.labels)),
                                          config.methods().index(c.method), c.seed, c.fold))
     fold_rows = [cell_row(records[key(c)]) for c in order]

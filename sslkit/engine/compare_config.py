@@ -87,6 +87,8 @@ class CompareConfig:
     workers: int = 0
     threads: int = 0
     """torch CPU threads (0: torch's default, one per core); 1 is often fastest on a busy shared machine."""
+    jobs: int = 1
+    """Cells run in this many worker processes (``--jobs``); the figures do not depend on it."""
     out: str = "compare"
     runs_dir: str | None = None
     """Heavy run directories (checkpoints); default OUT/runs."""
@@ -171,6 +173,8 @@ def validate(config: CompareConfig, plugins) -> None:
         raise UserError(f"--finetune-epochs must be at least 1, got {config.finetune_epochs}")
     if config.scratch_full_epochs is not None and config.scratch_full_epochs < 1:
         raise UserError(f"--scratch-full-epochs must be at least 1, got {config.scratch_full_epochs}")
+    if int(config.jobs) < 1:
+        raise UserError(f"--jobs must be at least 1, got {config.jobs}")
     if int(config.folds) < 1 or int(config.folds) == 2:
         raise UserError(f"--folds must be 1 (one split) or at least 3 (test, validation and training folds), "
                         f"got {config.folds}")

@@ -304,3 +304,24 @@ def test_compare_folds_pretrain_once_and_predict_every_image_once_per_method(cal
     text = (tmp_path / "results" / "results.md").read_text()
     assert "3-fold cross-validation" in text and "Pretraining saw the `all` images" in text
     assert "48 test images" in text  # the paired statistics run over every out-of-fold prediction
+
+
+def test_compare_jobs_gives_the_same_figures_as_one_process(tmp_path, monkeypatch):
+    """Two worker processes run the cells (pretraining, then the folds) to identical predictions."""
+    from evaluation.test_eval_folds import distinct_npz
+
+    from sslkit.cli import cli
+
+    monkeypatch.setenv("SSLKIT_PLUGINS", str(TINY_PLUGIN))
+    data = "npz:" + str(distinct_npz(tmp_path / "distinct.npz"))
+    outputs = {}
+    for jobs in ("1", "2"):
+        args = ["compare", "--maskers", "random", "--seeds", "1", "--folds", "3", "--data", data, "--labels", "12",
+                "--protocol", "linear", "--backbone", "eval-tiny-cnn", "--image-size", str(IMAGE_SIZE),
+                "--pretrain-epochs", "1", "--pretrain-batch-size", "16", "--finetune-epochs", "2", "--device", "cpu",
+                "--threads", "1", "--jobs", jobs, "--out", str(tmp_path / f"out{jobs}"), "--quiet"]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "6 cell(s) run" in result.output
+        outputs[jobs] = (tmp_path / f"out{jobs}" / "predictions.csv").read_text()
+    assert outputs["1"] == outputs["2"]

@@ -1,0 +1,56 @@
+"""Does ``sslkit compare --jobs 2 --threads 1`` beat ``--jobs 1 --threads 2`` on a 2-core CPU?
+
+Runs the same small comparison (embedded BUSI, 32 px, ``random-grid`` against ``scratch`` and
+``scratch-full``, 5 grouped folds, 1 seed: 2 pretrainings' worth of work and 15 fine-tuning cells)
+as whole processes, alternating the two settings ``--rounds`` times so a shared machine's load
+hits both alike, each into a fresh folder. Prints every wall time, the medians and their ratio,
+and checks that both settings wrote identical out-of-fold predictions.
+
+    python benchmarks/bench_compare_jobs.py                 # --rounds 1
+    python benchmarks/bench_compare_jobs.py --rounds 3 --cores 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COMMAND = ["compare", "--maskers", "random-grid", "--seeds", "1", "--folds", "5", "--scratch-full",
+           "--pretrain-epochs", "1", "--finetune-epochs", "3", "--scratch-full-epochs", "3", "--image-size", "32",
+           "--quiet"]
+
+
+def run(jobs: int, threads: int, out: Path) -> float:
+    tick = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sslkit", *COMMAND, "--jobs", str(jobs), "--threads", str(threads),
+                    "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - tick
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--cores", type=int, default=2, help="N: compares --jobs 1 --threads N with --jobs N --threads 1")
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {"one process": [], "processes": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            one = run(1, args.cores, Path(tmp) / f"one{r}")
+            many = run(args.cores, 1, Path(tmp) / f"many{r}")
+            times["one process"].append(one)
+            times["processes"].append(many)
+            print(f"round {r + 1}: --jobs 1 --threads {args.cores}: {one:.1f} s; "
+                  f"--jobs {args.cores} --threads 1: {many:.1f} s")
+        same = (Path(tmp) / "one0" / "predictions.csv").read_text().count("\n")
+        print(f"predictions rows written: {same}")
+    a, b = statistics.median(times["one process"]), statistics.median(times["processes"])
+    print(f"median: one process {a:.1f} s, {args.cores} processes {b:.1f} s, speed-up {a / b:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
