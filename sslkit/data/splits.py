@@ -142,13 +142,11 @@ PAPER_SPLIT_SIZE = 100
 def paper_split_problem(records: list[Record], size: int = PAPER_SPLIT_SIZE) -> str | None:
     """Why :func:`paper_splits` cannot be applied to ``records`` (one sentence), or None.
 
-    The pooled draw ignores groups, so data with patient/volume groups is refused (a patient
-    could land in train and test); after balancing, at least ``size`` images must remain for
-    training after the two draws of ``size`` (the authors' 100 labels).
+    The draws take whole leakage groups (patients, near-duplicates), so grouped data is fine;
+    after balancing, at least ``size`` images must remain for training after the two draws of
+    ``size`` (the authors' 100 labels).
     """
     labelled = [r for r in records if r.label is not None and r.label >= 0]
-    if any(r.group is not None for r in labelled):
-        return "the data has patient/volume groups, which the paper's pooled draw would split across train and test"
     counts: dict[int, int] = defaultdict(int)
     for r in labelled:
         counts[r.label] += 1
@@ -177,28 +175,68 @@ def balanced_positions(records: list[Record], *, seed: int = 0) -> list[int]:
     return sorted(pool)
 
 
-def paper_splits(records: list[Record], *, size: int = PAPER_SPLIT_SIZE, seed: int = 0) -> dict[str, list[Record]]:
+def paper_splits(records: list[Record], *, size: int = PAPER_SPLIT_SIZE, seed: int = 0,
+                 threshold: float | None = None) -> dict[str, list[Record]]:
     """The authors' downstream splits (``make_balance=True``, then a stratified split).
 
     Every labelled record of every split is pooled; each class is subsampled (seeded) to the
     smallest class's count (133 per class for BUSI); a stratified ``size`` go to test, another
     stratified ``size`` to validation, the rest (199 for BUSI) is train, from which fine-tuning
-    draws its labelled images (``--labels 100``: the authors' 100). Order inside each split
-    follows the input order. Raises a :class:`UserError` when :func:`paper_split_problem` objects.
+    draws its labelled images (``--labels 100``: the authors' 100). One deliberate difference from
+    the authors: the draws take whole patients and near-duplicate groups (:func:`grouped_draw`), so
+    no twin crosses train and test. Order inside each split follows the input order. Raises a :class:`UserError` when :func:`paper_split_problem` objects.
     """
     problem = paper_split_problem(records, size)
     if problem:
         raise UserError(f"cannot make the paper's splits: {problem}")
     pool = balanced_positions(records, seed=seed)
+    from sslkit.data.duplicates import leakage_groups
+
+    unit_of = dict(zip(pool, leakage_groups([records[i] for i in pool], threshold=threshold).tolist()))
 
     def draw(candidates: list[int], salt: int) -> list[int]:
-        chosen = stratified_subset([records[i] for i in candidates], size, seed=seed * 7 + salt)
-        ids = {id(r) for r in chosen}
-        return [i for i in candidates if id(records[i]) in ids]
+        return grouped_draw(records, candidates, unit_of, size, seed=seed * 7 + salt)
 
     test = draw(pool, 1)
     rest = [i for i in pool if i not in set(test)]
     val = draw(rest, 2)
+    if min(len(test), len(val)) < 0.9 * size:
+        raise UserError(f"cannot make the paper's splits: whole groups of patients and near-duplicates fill only "
+                        f"{len(test)} test and {len(val)} validation images of {size}; the groups are too coarse "
+                        "(`sslkit data audit` shows them; a stricter --data-opt duplicate_threshold=0.99 joins fewer)")
     taken = set(test) | set(val)
     return {"train": [records[i] for i in rest if i not in taken],
             "val": [records[i] for i in val], "test": [records[i] for i in test]}
+
+
+def grouped_draw(records: list[Record], candidates: list[int], unit_of: dict[int, int], size: int,
+                 seed: int) -> list[int]:
+    """A seeded, class-stratified draw of ``size`` of ``candidates`` made of whole units (leakage
+    groups: a patient, a set of near-duplicates): the class quotas of
+    :func:`stratified_subset`, filled by taking shuffled units whose members all still fit their
+    classes' quotas, so near-duplicates never end up on both sides. Exact whenever enough units
+    fit (BUSI: always); otherwise a little short. Returned in input order."""
+    chosen_records = stratified_subset([records[i] for i in candidates], size, seed=seed)
+    quota: dict[object, int] = defaultdict(int)
+    for r in chosen_records:
+        quota[r.label] += 1
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in candidates:
+        members[unit_of[i]].append(i)
+    units = list(members)
+    order = _rng(seed, 611953).permutation(len(units))
+    # singletons last among equals would bias against groups; a seeded shuffle treats them alike
+    picked: list[int] = []
+    for position in order:
+        unit = members[units[position]]
+        need: dict[object, int] = defaultdict(int)
+        for i in unit:
+            need[records[i].label] += 1
+        if all(quota[label] >= n for label, n in need.items()):
+            for label, n in need.items():
+                quota[label] -= n
+            picked.extend(unit)
+        if not any(quota.values()):
+            break
+    taken = set(picked)
+    return [i for i in candidates if i in taken]

@@ -118,7 +118,7 @@ def select_records(
     elif paper:
         from sslkit.data.splits import paper_splits
 
-        splits = paper_splits(_labelled(ds.records()), seed=split_seed)
+        splits = paper_splits(_labelled(ds.records()), seed=split_seed, threshold=getattr(ds, "duplicate_threshold", None))
         sizes = {name: len(splits[name]) for name in SPLIT_NAMES}
         notes.append(f"paper splits: classes balanced to {sum(sizes.values())} images, "
                      f"{sizes['train']} train / {sizes['val']} val / {sizes['test']} test")
