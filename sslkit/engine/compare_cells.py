@@ -221,6 +221,7 @@ def run_cell(config: CompareConfig, cell: Cell, plugins, *, quiet: bool = False,
     record["test_predictions"] = result.test_predictions
     record["operating_point"] = result.operating_point
     record["fold"] = cell.fold
+    record["notes"] = list(dict.fromkeys(result.notes))
 
     atomic_write_text(directory / CELL_FILE, json.dumps(record, indent=2, default=str))
     return record

@@ -26,6 +26,8 @@ def summarise(config: CompareConfig, records: list[dict[str, Any]]):
         chosen = [r for r in rows if r["labels"] == budget_key(budget)]
         summaries[budget_key(budget)] = aggregate(chosen, by="method", metrics=(*SCALAR_METRICS, *CLINICAL_METRICS))
     grouped, notes = predictions_by_budget(records)
+    # the split's own leak line ("N of M test images have a near-duplicate in train/val"), once
+    notes += list(dict.fromkeys(n for r in records for n in r.get("notes") or [] if "near-duplicate in train/val" in n))
     differences = statistics_for(grouped, config.methods(), n_resamples=config.bootstrap_resamples)
     return summaries, differences, notes
 

@@ -83,6 +83,8 @@ def test_compare_runs_every_cell_then_reuses_them(calls, plugins, data, tmp_path
     assert [(r["method"], r["seed"]) for r in first.rows] == [
         ("random", 0), ("random", 1), ("center", 0), ("center", 1), ("scratch", 0), ("scratch", 1)]
     assert [s["method"] for s in first.summary] == ["random", "center", "scratch"]
+    # tiny_npz's test images have twins in train (one class looks alike at 16 px): compare says so once
+    assert sum("near-duplicate in train/val" in n for n in first.notes) == 1
 
     second = run_compare(compare_config(data, tmp_path), plugins, quiet=True)
     assert len(calls.pretrain) == 4 and len(calls.finetune) == 6  # nothing ran again
