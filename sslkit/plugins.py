@@ -50,6 +50,8 @@ class PluginInfo:
     """'entry point (dist VERSION)' or the file path."""
     hooks: list[str] = field(default_factory=list)
     registers: dict[str, list[str]] = field(default_factory=dict)
+    families: dict[str, list[str]] = field(default_factory=dict)
+    """Registry attribute -> "name: description" of each family (its names are listed on demand)."""
     warnings: list[str] = field(default_factory=list)
     """Problems that do not stop the plugin, e.g. a hook function without ``@hookimpl``."""
 
@@ -212,13 +214,20 @@ def _fill_registries(
             name = impl.plugin_name
             registry = registries[attr]
             added: list[str] = []
+            families: list[str] = []
 
             def register(rname, factory, description="", *, options=None, _p=name, _a=added, _r=registry):
                 _r.register(rname, factory, description, options=options, plugin=_p)
                 _a.append(rname)
 
+            def register_family(fname, list_names, factory, description="", *, options=None, _p=name,
+                                _f=families, _r=registry):
+                _r.register_family(fname, list_names, factory, description, options=options, plugin=_p)
+                _f.append(f"{fname}: {description}" if description else fname)
+
+            offered = {"register": register, "register_family": register_family}
             try:
-                impl.function(register=register)
+                impl.function(**{arg: offered[arg] for arg in impl.argnames})
             except UserError:
                 raise
             except Exception as error:
@@ -226,6 +235,8 @@ def _fill_registries(
                 continue
             if name in info and added:
                 info[name].registers.setdefault(attr, []).extend(added)
+            if name in info and families:
+                info[name].families.setdefault(attr, []).extend(families)
     return registries
 
 

@@ -22,7 +22,7 @@ def _explicit_values(ctx: click.Context) -> dict:
     """Options the user actually typed (or set through the environment), as config keys."""
     from click.core import ParameterSource
 
-    from sslkit.masking import parse_options
+    from sslkit.options import parse_options
 
     values = {}
     for name, value in ctx.params.items():
@@ -130,7 +130,7 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
       torchrun --nproc-per-node 4 -m sslkit pretrain --masker dqn --device cuda
       tensorboard --logdir runs
     """
-    from sslkit.engine.distributed import DistInfo
+    from sslkit.engine.dist_info import DistInfo
 
     if nproc > 1:
         from sslkit.engine.launch import launch_local
@@ -191,11 +191,12 @@ def _child_args(ctx: click.Context) -> list[str]:
 def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | None):
     """The run's configuration: saved (``--resume``) or defaults < file < options, validated."""
     from sslkit.engine.config import load_config_file, merge, validate
-    from sslkit.engine.pretrain import resume_config
     from sslkit.errors import UserError
 
     explicit = _explicit_values(ctx)
     if resume is not None:
+        from sslkit.engine.pretrain import resume_config
+
         if config_file is not None:
             raise UserError("--config cannot be combined with --resume (a resumed run keeps its saved configuration)")
         config = resume_config(resume, explicit)
@@ -210,10 +211,12 @@ def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | N
 
 def _pretrain(ctx: click.Context, config_file: str | None, resume: str | None, dist) -> None:
     from sslkit.cli import load_plugins_for
-    from sslkit.engine.pretrain import TrainingInterrupted, run_pretraining
+    from sslkit.engine.config import check_plugin_names
 
     config = _resolve_config(ctx, config_file, resume)
     plugins = load_plugins_for(ctx)
+    check_plugin_names(config, plugins)  # a typo fails before torch is imported
+    from sslkit.engine.pretrain import TrainingInterrupted, run_pretraining
     try:
         final = run_pretraining(config, plugins, resume=resume)
     except TrainingInterrupted as interrupted:

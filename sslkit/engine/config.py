@@ -245,6 +245,18 @@ def parse_splits(text: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(parts))
 
 
+def check_plugin_names(config: PretrainConfig, plugins: Any) -> None:
+    """Unknown masker, backbone or dataset-adapter names fail here with "did you mean", before
+    torch is imported (a typo's error in well under a second; the registries build nothing). The
+    backbone comes last: a timm name is found by listing timm's models, which imports timm."""
+    plugins.maskers.get(config.masker)
+    if config.data and str(config.data).strip() not in ("", "embedded"):
+        from sslkit.data.opening import parse_spec
+
+        plugins.datasets.get(parse_spec(str(config.data))[0])
+    plugins.backbones.get(config.backbone)
+
+
 def validate(config: PretrainConfig) -> PretrainConfig:
     """Reject impossible values with one sentence each, before anything expensive happens."""
 
