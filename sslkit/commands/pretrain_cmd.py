@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from sslkit.engine.config import CHOICES, PretrainConfig
+from sslkit.runtime import THREADS_HELP
 
 _D = PretrainConfig()
 #: CLI parameter name -> config key, where they differ
@@ -95,8 +96,7 @@ def _choice(key: str) -> click.Choice:
 @click.option("--channels-last/--no-channels-last", default=_D.channels_last, show_default=True,
               help="Keep the predictor and the images in channels_last (NHWC) layout: faster convolutions, "
                    "same arithmetic.")
-@click.option("--threads", type=int, default=_D.threads, show_default=True,
-              help="CPU threads for PyTorch (0 = one per core); try 1 on a machine busy with other work.")
+@click.option("--threads", type=int, default=_D.threads, show_default=True, help=THREADS_HELP)
 @click.option("--compile/--no-compile", default=_D.compile, show_default=True, help="torch.compile the predictor: faster steps after a first step that compiles for about a minute "
                    "on a CPU (needs a C compiler there); works with bf16 and channels_last and resumes exactly.")
 @click.option("--logdir", default=None, metavar="DIR", help="TensorBoard folder (default: RUN_DIR/tensorboard).")

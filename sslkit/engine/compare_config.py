@@ -74,7 +74,7 @@ class CompareConfig:
     device: str = "auto"
     workers: int = 0
     threads: int = 0
-    """torch CPU threads (0: torch's default, one per core); 1 is often fastest on a busy shared machine."""
+    """torch CPU threads (0: automatic, :func:`sslkit.runtime.default_threads`); 1 is often fastest on a busy shared machine."""
     out: str = "compare"
     runs_dir: str | None = None
     """Heavy run directories (checkpoints); default OUT/runs."""

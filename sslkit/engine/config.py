@@ -87,8 +87,8 @@ class PretrainConfig:
     and cuDNN run 3x3 convolutions 1.3-2.5x faster in it, at the same arithmetic."""
     compile: bool = False
     threads: int = 0
-    """CPU threads for PyTorch (0 = its default, one per core); 1 can be several times faster on
-    a machine busy with other work, where threads waiting for each other stall."""
+    """CPU threads for PyTorch (0 = automatic: :func:`sslkit.runtime.default_threads`, half of the
+    usable cores); 1 can be several times faster on a machine busy with other work."""
     # Logging and checkpoints
     logdir: str | None = None
     log_every: int = 10
