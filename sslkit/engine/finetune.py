@@ -127,6 +127,14 @@ class FinetuneResult:
     seed: int = 0
     """The run's seed (label draw, head initialisation, shuffling)."""
 
+    def __repr__(self) -> str:
+        """The headline test figures, not every prediction (those are in ``test_predictions``)."""
+        test = self.metrics.get("test")
+        figures = ", ".join(f"{k} {v:.3f}" for k, v in test.scalars.items()) if test is not None else "none"
+        out = str(self.out) if self.out is not None else None
+        return (f"FinetuneResult(out={out!r}, seed={self.seed}, test: {figures}, "
+                f"selected_epoch={self.selected_epoch}, labelled={self.labelled_counts})")
+
 
 def validate(config: FinetuneConfig) -> None:
     """One sentence per bad value, before any data is read."""
