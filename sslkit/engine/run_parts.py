@@ -31,7 +31,7 @@ from sslkit.engine.distributed import (
     process_group_ready,
     wrap_ddp,
 )
-from sslkit.engine.schedules import build_scheduler, lr_factor
+from sslkit.engine.schedules import build_scheduler
 from sslkit.errors import UserError
 from sslkit.masking import MaskerContext
 from sslkit.optimizers import build_optimizer
@@ -169,13 +169,11 @@ def _build_optimization(config: PretrainConfig, predictor: torch.nn.Module, step
     optimizer = build_optimizer(predictor.parameters(), config.optimizer, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = build_scheduler(
         optimizer,
-        lr_factor(
-            config.schedule,
-            total_steps=steps_per_epoch * config.epochs,
-            warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
-            milestones=config.milestones,
-            gamma=config.gamma,
-        ),
+        config.schedule,
+        total_steps=steps_per_epoch * config.epochs,
+        warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
+        milestones=config.milestones,
+        gamma=config.gamma,
     )
     return optimizer, scheduler
 
