@@ -68,7 +68,9 @@ class RunLog:
 
         flat = {k: _hparam_value(v) for k, v in config.items()}
         experiment, start, end = hparams(flat, {name: 0.0 for name in metric_names})
-        file_writer = self.writer._get_file_writer()
+        file_writer = self.writer.file_writer  # the run's own event file (add_hparams would start another run)
+        if file_writer is None:  # closed
+            return
         for summary in (experiment, start, end):
             file_writer.add_summary(summary)
 
