@@ -20,6 +20,7 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -106,6 +107,11 @@ def _import_file(path: Path) -> Any:
     return module
 
 
+def _given(obj: Any) -> Any:
+    """``obj`` itself: the loader of a plugin object registered in code."""
+    return obj
+
+
 def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
@@ -157,10 +163,10 @@ def build_plugin_manager(
         path = Path(raw).expanduser()
         if not path.is_file():
             raise UserError(f"plugin file '{raw}' does not exist")
-        add(path.stem, str(path.resolve()), lambda p=path.resolve(): _import_file(p))
+        add(path.stem, str(path.resolve()), partial(_import_file, path.resolve()))
 
     for name, obj in extra_plugins:
-        add(name, "registered in code", lambda o=obj: o)
+        add(name, "registered in code", partial(_given, obj))
 
     unknown = _unknown_hooks(pm)
     if unknown:
@@ -182,7 +188,7 @@ HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith("register_") and c
 def _unknown_hooks(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
     """(plugin name, hook name) for each marked hook function whose name is no sslkit hook
     (named plainly, not with pluggy's module repr)."""
-    found = []
+    found: list[tuple[str, str]] = []
     for hook_name in sorted(vars(pm.hook)):
         caller = getattr(pm.hook, hook_name)
         if getattr(caller, "spec", True) is None:
@@ -207,7 +213,7 @@ def _fill_registries(
 ) -> dict[str, Registry]:
     """Call each plugin's ``register_*`` hooks one plugin at a time, so every entry knows its
     plugin and one failing hook is reported without losing the others."""
-    registries = {attr: Registry(kind) for attr, kind in REGISTRY_HOOKS.values()}
+    registries: dict[str, Registry] = {attr: Registry(kind) for attr, kind in REGISTRY_HOOKS.values()}
     for hook_name, (attr, _kind) in REGISTRY_HOOKS.items():
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():  # registration order (pluggy calls them reversed)

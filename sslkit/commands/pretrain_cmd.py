@@ -97,8 +97,11 @@ def _choice(key: str) -> click.Choice:
               help="Keep the predictor and the images in channels_last (NHWC) layout: faster convolutions, "
                    "same arithmetic.")
 @click.option("--threads", type=int, default=_D.threads, show_default=True, help=THREADS_HELP)
-@click.option("--compile/--no-compile", default=_D.compile, show_default=True, help="torch.compile the predictor: faster steps after a first step that compiles for about a minute "
-                   "on a CPU (needs a C compiler there); works with bf16 and channels_last and resumes exactly.")
+@click.option("--compile/--no-compile", default=_D.compile, show_default=True,
+              help="torch.compile the predictor (works with bf16 and channels_last, resumes exactly). On the 2-core "
+                   "development CPU it did not pay: the first step compiled for 283 s (11.5 s with a warm cache) "
+                   "and later steps ran at 0.84-0.92x eager's speed (benchmarks/bench_compile.py); try it on a GPU. "
+                   "Needs a C compiler on a CPU.")
 @click.option("--logdir", default=None, metavar="DIR", help="TensorBoard folder (default: RUN_DIR/tensorboard).")
 @click.option("--log-every", type=int, default=_D.log_every, show_default=True, metavar="STEPS",
               help="Log scalars every N steps.")
@@ -152,7 +155,7 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
     except (TrainingDiverged, TrainingInterrupted, RunRefused) as stopped:  # agreed by all; rank 0 says why
         ctx.exit(getattr(stopped, "exit_code", 130))
     except UserError as error:  # may be this process's own (a node without the data): say who
-        error.message = f"rank {dist.rank}: {error.message}"
+        error.message = f"rank {dist.rank}: {error.message}"  # type: ignore[misc]  # click marks it Final
         raise
 
 

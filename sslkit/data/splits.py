@@ -112,7 +112,7 @@ def stratified_subset(records: list[Record], n_or_fraction: int | float, seed: i
     for k in order[: wanted - int(quota.sum())]:
         quota[k] += 1
     if wanted >= len(labels):  # every class gets at least one, taken from the most over-served
-        for k in np.flatnonzero(quota == 0):
+        for k in map(int, np.flatnonzero(quota == 0)):
             donor = max((j for j in range(len(labels)) if quota[j] > 1), key=lambda j: (quota[j] - share[j], -j))
             quota[donor] -= 1
             quota[k] += 1
@@ -141,8 +141,8 @@ def paper_split_problem(records: list[Record], size: int = PAPER_SPLIT_SIZE) -> 
     if any(r.group is not None for r in labelled):
         return "the data has patient/volume groups, which the paper's pooled draw would split across train and test"
     counts: dict[int, int] = defaultdict(int)
-    for r in labelled:
-        counts[r.label] += 1
+    for label in (r.label for r in labelled if r.label is not None):
+        counts[label] += 1
     if len(counts) < 2:
         return "the data has fewer than two labelled classes"
     pool = min(counts.values()) * len(counts)

@@ -116,7 +116,7 @@ def _build_step(step: Any, where: str):
     A = albumentations()
 
     if isinstance(step, str):
-        name, kwargs = step, {}
+        name, kwargs = step, dict[str, Any]()
     elif isinstance(step, dict) and len(step) == 1:
         name, kwargs = next(iter(step.items()))
         kwargs = dict(kwargs or {})
@@ -209,7 +209,7 @@ class SamplePipeline:
 
         image = to_channels(to_unit_range(np.asarray(image)), self.in_chans)
         height, width = image.shape[:2]
-        mask = None
+        mask: np.ndarray | None = None
         if lesion is not None:
             mask = lesion.astype(np.uint8, copy=False)
             if mask.shape != (height, width):

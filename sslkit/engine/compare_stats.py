@@ -81,7 +81,7 @@ def prediction_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     return rows, class_names
 
 
-def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Path]:
+def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """``sslkit compare --stats-only OUT``: redo differences.csv (and statistics.md) from
     OUT/predictions.csv alone, without the run directories and without retraining."""
     from sslkit.evaluation.statistics import compare_predictions

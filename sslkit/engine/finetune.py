@@ -238,7 +238,7 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
     say = log or (lambda text: None)
     device = resolve_device(config.device)
     encoder, run_config, source = build_encoder_for(config, plugins)
-    in_chans = int(encoder.spec.get("in_chans", config.in_chans or 1))
+    in_chans = int(getattr(encoder, "spec").get("in_chans", config.in_chans or 1))
     config.data, config.data_options, config.split_seed, config.image_size = inherit_data_settings(
         run_config, config.data, config.data_options, config.split_seed, config.image_size
     )

@@ -143,7 +143,7 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
 
 def _start(config: PretrainConfig, plugins: Any, *, resuming: bool) -> tuple[RunParts, TrainState]:
     """The built run and its state: loaded from the run's checkpoint, or new (config.yaml written)."""
-    run_dir = Path(config.out)
+    run_dir = Path(str(config.out))  # run_pretraining has named it
     if not resuming and checkpoint_path(run_dir).exists():
         raise UserError(f"'{run_dir}' already holds a run; continue it with --resume {run_dir} or choose another --out")
     parts = build_run(config, plugins)

@@ -44,7 +44,7 @@ class RunLog:
             self.logdir.mkdir(parents=True, exist_ok=True)
             self.writer = SummaryWriter(str(self.logdir), purge_step=purge_step)
 
-    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    def scalars(self, step: int, values: Mapping[str, float | None]) -> None:
         if self.writer is None:
             return
         for tag, value in values.items():

@@ -89,7 +89,7 @@ class RunParts:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.config.out)
+        return Path(str(self.config.out))  # set by run_pretraining before the parts are built
 
     @property
     def total_steps(self) -> int:
@@ -123,7 +123,7 @@ def build_run(config: PretrainConfig, plugins: Any) -> RunParts:
                         decoder_skips=config.decoder_skips, **config.backbone_options),
         device,
         dist,
-    ).to(device, memory_format=memory_format)
+    ).to(device, memory_format=memory_format)  # type: ignore[call-overload]  # valid; torch's stubs lack this form
     # A fixed-size model (a ViT without img_size) fails here in one sentence, not mid-step.
     check_input_size(predictor.encoder, config.image_size, config.in_chans)
     data = _build_data(config, plugins, dist, device, local_batch)

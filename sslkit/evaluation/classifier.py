@@ -58,6 +58,9 @@ class FeatureStandardizer(nn.Module):
     varies from being blown up; one that never varies (a dead ReLU of a random network) maps to 0.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, channels: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(channels))
@@ -128,7 +131,7 @@ def fit_head_standardization(head: nn.Module, features: torch.Tensor) -> None:
     """Fit ``head``'s standardiser (if it has one) on the training feature maps ``features``."""
     standardizer = getattr(head, "standardizer", None)
     if standardizer is not None:
-        standardizer.fit(head.head_input(features))
+        standardizer.fit(getattr(head, "head_input")(features))
 
 
 def build_head(protocol: str, in_channels: int, num_classes: int, *, standardize: bool | None = None) -> nn.Module:
@@ -175,7 +178,7 @@ class Classifier(nn.Module):
 def new_classifier(encoder: nn.Module, protocol: str, num_classes: int, *,
                    standardize: bool | None = None) -> Classifier:
     """A classifier with a freshly initialised head on ``encoder``'s deepest features."""
-    channels = int(encoder.feature_channels[-1])
+    channels = int(getattr(encoder, "feature_channels")[-1])
     return Classifier(encoder, build_head(protocol, channels, num_classes, standardize=standardize), protocol)
 
 
@@ -194,7 +197,7 @@ def save_classifier(classifier: Classifier, directory: str | Path, meta: dict[st
         "format": "sslkit-classifier/1",
         "protocol": classifier.protocol,
         "head": type(classifier.head).__name__,
-        "head_in_channels": int(classifier.encoder.feature_channels[-1]),
+        "head_in_channels": int(getattr(classifier.encoder, "feature_channels")[-1]),
         "feature_standardization": getattr(classifier.head, "standardizer", None) is not None,
         **meta,
     }

@@ -43,8 +43,8 @@ def save_encoder(encoder: nn.Module, directory: str | os.PathLike) -> Path:
         "timm_model": spec.get("timm_model"),
         "in_chans": int(spec["in_chans"]),
         "options": spec.get("options", {}),
-        "feature_channels": list(encoder.feature_channels),
-        "reductions": list(encoder.reductions),
+        "feature_channels": list(getattr(encoder, "feature_channels")),
+        "reductions": list(getattr(encoder, "reductions")),
         "num_parameters": count_parameters(encoder),
         "sslkit_version": __version__,
     }
