@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
 
 from sslkit.masking import StepInfo
 
