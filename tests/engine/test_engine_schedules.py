@@ -67,3 +67,23 @@ def test_scheduler_resumes_on_exactly_the_same_lr(kind, warmup):
     for _ in range(13):
         assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]  # bit for bit
         opt.step(), sched.step(), opt2.step(), sched2.step()
+
+
+def test_a_checkpoint_from_the_former_lambdalr_schedule_resumes_without_warmup():
+    """Before torch's schedulers, a LambdaLR over a closed-form factor was saved; its state still
+    loads into the schedules without warm-up (with warm-up it is refused: SequentialLR's state)."""
+
+    def factor(step: int) -> float:  # the former multistep closed form: gamma ** milestones passed
+        return 0.5 ** sum(step >= m for m in (20, 40))
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    old = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    for _ in range(25):
+        opt.step(), old.step()
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    new = build_scheduler(opt2, "multistep", total_steps=60, milestones=[1 / 3, 2 / 3], gamma=0.5)
+    opt2.load_state_dict(opt.state_dict())
+    new.load_state_dict(old.state_dict())
+    for _ in range(30):
+        assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step(), old.step(), opt2.step(), new.step()
