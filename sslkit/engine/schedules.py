@@ -15,7 +15,9 @@ Any of them may start with a linear warm-up from lr/warmup_steps to lr
 (:class:`~torch.optim.lr_scheduler.LinearLR`, chained by
 :class:`~torch.optim.lr_scheduler.SequentialLR`). These replace a hand-written step -> factor
 function; on 570- and 6,000-step runs with and without warm-up torch's learning rates agreed with
-its closed form to 6e-14 (relative), so results differ from earlier versions only in the last bits.
+its closed form to 6e-14 (relative), so results differ from earlier versions only in the last bits. A checkpoint saved by the former
+``LambdaLR`` still loads into a schedule without warm-up (its state is the step count); one with
+warm-up is refused, since ``SequentialLR`` keeps a state of its own.
 """
 
 from __future__ import annotations
