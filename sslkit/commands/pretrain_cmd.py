@@ -71,10 +71,12 @@ def _choice(key: str) -> click.Choice:
 @click.option("--split-seed", type=int, default=_D.split_seed, show_default=True,
               help="Seed of the train/val/test split for data without its own splits.")
 @click.option("--workers", type=int, default=_D.workers, show_default=True, help="Data-loading processes.")
-@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
-@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--epochs", type=int, default=_D.epochs, show_default=True, help="Passes over the pretraining images.")
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True,
+              help="Images per optimizer step (the global batch with several processes).")
 @click.option("--lr", type=float, default=_D.lr, show_default=True, help="Peak learning rate.")
-@click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True)
+@click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True,
+              help="Adam(W) weight decay of the predictor.")
 @click.option("--optimizer", type=_choice("optimizer"), default=_D.optimizer, show_default=True)
 @click.option("--schedule", type=_choice("schedule"), default=_D.schedule, show_default=True,
               help="multistep: x gamma at the milestones (the paper); cosine: to 0; constant.")
@@ -85,7 +87,8 @@ def _choice(key: str) -> click.Choice:
               help="Linear learning-rate warm-up (any schedule).")
 @click.option("--loss", type=_choice("loss"), default=_D.loss, show_default=True,
               help="Squared error over the masked pixels, or over the whole image.")
-@click.option("--seed", type=int, default=_D.seed, show_default=True)
+@click.option("--seed", type=int, default=_D.seed, show_default=True,
+              help="Seeds the weights, the data order and the masks (the split has --split-seed).")
 @click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/<masker>-<timestamp>).")
 @click.option("--device", type=_choice("device"), default=_D.device, show_default=True,
               help="auto: cuda, then mps, then cpu.")
