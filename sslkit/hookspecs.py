@@ -10,6 +10,18 @@ thing it provides; nothing is returned. The callback's signature is the same for
 options (``--masker-opt key=value``); ``description`` is the one line ``sslkit list`` shows;
 ``options`` maps option names to one-line help (defaults are read from ``factory``'s signature).
 Two plugins registering the same name is an error that names both.
+
+Keep registering cheap, so that ``sslkit list``, ``sslkit plugins`` and a typo's error stay under
+a second: pass ``factory`` as a ``"package.module:attribute"`` reference and import nothing heavy
+(torch, timm) at module level; the module is imported when the factory is first called. A hook
+may also take ``register_family``::
+
+    register_family(name, list_names, factory, description="", *, options=None)
+
+for many names sharing one factory (the ``timm`` plugin: every ``timm.list_models()`` name):
+``list_names()`` is called only when a name outside the explicit entries is asked for or the
+registry is listed, and ``factory(member, **options)`` builds a member. pluggy passes a hook only
+the arguments it names, so ``register_maskers(register)`` stays valid.
 """
 
 from __future__ import annotations
@@ -22,20 +34,20 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def register_maskers(register):
+def register_maskers(register, register_family):
     """Register masking strategies.
 
-    Receives: ``register(name, factory, description, options=...)``. ``factory(**options)``
+    Receives: ``register(name, factory, description, options=...)`` (and ``register_family``, see above). ``factory(**options)``
     returns an object following :class:`sslkit.masking.Masker` (subclassing
     :class:`sslkit.masking.MaskerBase` is easiest). Returns: nothing.
     """
 
 
 @hookspec
-def register_backbones(register):
+def register_backbones(register, register_family):
     """Register encoder backbones.
 
-    Receives: ``register(name, factory, description, options=...)``. ``factory(in_chans=...,
+    Receives: ``register(name, factory, description, options=...)`` (and ``register_family``, see above). ``factory(in_chans=...,
     **options)`` returns an :class:`sslkit.models.Encoder` (a module whose forward gives a list
     of feature maps, shallow to deep, with ``feature_channels`` and ``reductions`` attributes).
     A family such as timm registers each of its model names with one shared factory.
@@ -44,10 +56,10 @@ def register_backbones(register):
 
 
 @hookspec
-def register_datasets(register):
+def register_datasets(register, register_family):
     """Register dataset adapters (``--data NAME:LOCATION``).
 
-    Receives: ``register(name, factory, description, options=...)``. ``factory(location,
+    Receives: ``register(name, factory, description, options=...)`` (and ``register_family``, see above). ``factory(location,
     **options)`` returns a :class:`sslkit.data.DatasetSplits`. Returns: nothing.
     """
 

@@ -14,14 +14,14 @@ here too: it is the documented helper for plugin authors.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
 from sslkit.choices import OPTIMIZERS  # noqa: E402  (one definition, torch-free)
 
 
-def _implementation(params: list[torch.Tensor]) -> dict[str, bool]:
+def _implementation(params: list[torch.Tensor]) -> dict[str, Any]:
     """Keyword arguments selecting fused (CPU/CUDA floating tensors) or foreach."""
     devices = {p.device.type for p in params}
     if params and devices <= {"cpu", "cuda"} and all(p.is_floating_point() for p in params):

@@ -20,6 +20,7 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -50,6 +51,8 @@ class PluginInfo:
     """'entry point (dist VERSION)' or the file path."""
     hooks: list[str] = field(default_factory=list)
     registers: dict[str, list[str]] = field(default_factory=dict)
+    families: dict[str, list[str]] = field(default_factory=dict)
+    """Registry attribute -> "name: description" of each family (its names are listed on demand)."""
     warnings: list[str] = field(default_factory=list)
     """Problems that do not stop the plugin, e.g. a hook function without ``@hookimpl``."""
 
@@ -104,6 +107,11 @@ def _import_file(path: Path) -> Any:
     return module
 
 
+def _given(obj: Any) -> Any:
+    """``obj`` itself: the loader of a plugin object registered in code."""
+    return obj
+
+
 def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
     return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
@@ -155,10 +163,10 @@ def build_plugin_manager(
         path = Path(raw).expanduser()
         if not path.is_file():
             raise UserError(f"plugin file '{raw}' does not exist")
-        add(path.stem, str(path.resolve()), lambda p=path.resolve(): _import_file(p))
+        add(path.stem, str(path.resolve()), partial(_import_file, path.resolve()))
 
     for name, obj in extra_plugins:
-        add(name, "registered in code", lambda o=obj: o)
+        add(name, "registered in code", partial(_given, obj))
 
     unknown = _unknown_hooks(pm)
     if unknown:
@@ -180,7 +188,7 @@ HOOK_NAMES = sorted(n for n in dir(hookspecs) if n.startswith("register_") and c
 def _unknown_hooks(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
     """(plugin name, hook name) for each marked hook function whose name is no sslkit hook
     (named plainly, not with pluggy's module repr)."""
-    found = []
+    found: list[tuple[str, str]] = []
     for hook_name in sorted(vars(pm.hook)):
         caller = getattr(pm.hook, hook_name)
         if getattr(caller, "spec", True) is None:
@@ -205,20 +213,27 @@ def _fill_registries(
 ) -> dict[str, Registry]:
     """Call each plugin's ``register_*`` hooks one plugin at a time, so every entry knows its
     plugin and one failing hook is reported without losing the others."""
-    registries = {attr: Registry(kind) for attr, kind in REGISTRY_HOOKS.values()}
+    registries: dict[str, Registry] = {attr: Registry(kind) for attr, kind in REGISTRY_HOOKS.values()}
     for hook_name, (attr, _kind) in REGISTRY_HOOKS.items():
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():  # registration order (pluggy calls them reversed)
             name = impl.plugin_name
             registry = registries[attr]
             added: list[str] = []
+            families: list[str] = []
 
             def register(rname, factory, description="", *, options=None, _p=name, _a=added, _r=registry):
                 _r.register(rname, factory, description, options=options, plugin=_p)
                 _a.append(rname)
 
+            def register_family(fname, list_names, factory, description="", *, options=None, _p=name,
+                                _f=families, _r=registry):
+                _r.register_family(fname, list_names, factory, description, options=options, plugin=_p)
+                _f.append(f"{fname}: {description}" if description else fname)
+
+            offered = {"register": register, "register_family": register_family}
             try:
-                impl.function(register=register)
+                impl.function(**{arg: offered[arg] for arg in impl.argnames})
             except UserError:
                 raise
             except Exception as error:
@@ -226,6 +241,8 @@ def _fill_registries(
                 continue
             if name in info and added:
                 info[name].registers.setdefault(attr, []).extend(added)
+            if name in info and families:
+                info[name].families.setdefault(attr, []).extend(families)
     return registries
 
 

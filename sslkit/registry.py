@@ -3,19 +3,30 @@
 Plugins fill a :class:`Registry` through the ``register_*`` hooks; the core only ever asks a
 registry for a name. An unknown name is a :class:`~sslkit.errors.UserError` that lists the known
 names and suggests the closest, so a typo never ends in a traceback.
+
+Registering is cheap so that discovery commands stay under a second: a factory may be a
+``"module:attribute"`` reference (:mod:`sslkit.references`), imported when first built, and a
+*family* (timm's 1,300+ models) registers a function that lists its names, called only when a
+name outside the explicit entries is asked for or the whole registry is listed.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from functools import partial
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar, Union
 
 from sslkit.errors import UserError
+from sslkit.references import is_reference, resolve, static_defaults
 
 T = TypeVar("T")
 MAX_LISTED = 25
+
+#: What a plugin registers as a factory: the callable, or a "module:attribute" reference to it.
+Target = Union[Callable[..., Any], str]
 
 
 @dataclass(frozen=True)
@@ -23,14 +34,28 @@ class Entry(Generic[T]):
     """One registered name: the factory that builds it and where it came from."""
 
     name: str
-    factory: Callable[..., T]
+    target: Target
+    """The factory, or a ``"module:attribute"`` reference to it (imported by :attr:`factory`)."""
     description: str = ""
     plugin: str = "?"
     options: dict[str, str] = field(default_factory=dict)
     """Option name -> one-line help, shown by ``sslkit list``; defaults come from the factory."""
+    bound_name: str | None = None
+    """For a family's member: the name passed to the family's factory as its first argument."""
+
+    @property
+    def factory(self) -> Callable[..., T]:
+        """The callable that builds this entry (importing a referenced module on first use)."""
+        factory = resolve(self.target) if isinstance(self.target, str) else self.target
+        return partial(factory, self.bound_name) if self.bound_name is not None else factory
 
     def option_defaults(self) -> dict[str, Any]:
-        """The factory's keyword defaults, so help can show them without duplicating them."""
+        """The factory's keyword defaults, so help can show them without duplicating them (read
+        from source while a referenced module is not imported yet: see :mod:`sslkit.references`)."""
+        if isinstance(self.target, str) and self.target.partition(":")[0] not in sys.modules:
+            static = static_defaults(self.target)
+            if static is not None:
+                return static
         try:
             params = inspect.signature(self.factory).parameters
         except (TypeError, ValueError):
@@ -68,23 +93,67 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} '{name}'{suggestion} known: {listing}"
 
 
+@dataclass(frozen=True)
+class Family:
+    """Many names sharing one factory, listed only when needed (``list_names`` may be slow)."""
+
+    name: str
+    list_names: Callable[[], Iterable[str]]
+    target: Target
+    """Called as ``factory(member_name, **options)``."""
+    description: str
+    """One line for the family; a member's description is ``"<family> <member>"``."""
+    plugin: str = "?"
+    options: dict[str, str] = field(default_factory=dict)
+
+
 class Registry(Generic[T]):
     """Name -> factory, filled by plugins. ``kind`` ("masker", ...) is used in messages."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._families: list[Family] = []
+        self._pending: list[Family] = []
+        """Families whose names are not listed yet."""
 
     def register(
         self,
         name: str,
-        factory: Callable[..., T],
+        factory: Target,
         description: str = "",
         *,
         options: dict[str, str] | None = None,
         plugin: str = "?",
     ) -> None:
-        """Add ``name``; a second plugin claiming the same name is an error naming both."""
+        """Add ``name`` (``factory``: a callable or a ``"module:attribute"`` reference); a second
+        plugin claiming the same name is an error naming both."""
+        self._check_new(name, plugin)
+        if not callable(factory) and not is_reference(factory):
+            raise UserError(f"plugin '{plugin}' registered {self.kind} '{name}' with a factory that is neither "
+                            f"callable nor a 'module:attribute' reference: {factory!r}")
+        self._entries[name] = Entry(name, factory, description.strip(), plugin, dict(options or {}))
+
+    def register_family(
+        self,
+        name: str,
+        list_names: Callable[[], Iterable[str]],
+        factory: Target,
+        description: str = "",
+        *,
+        options: dict[str, str] | None = None,
+        plugin: str = "?",
+    ) -> None:
+        """Add a family: ``list_names()`` is called only when a name outside the explicit entries
+        is asked for or the registry is listed; ``factory(member, **options)`` builds a member."""
+        family = Family(name, list_names, factory, description.strip(), plugin, dict(options or {}))
+        self._families.append(family)
+        self._pending.append(family)
+
+    def families(self) -> list[Family]:
+        return list(self._families)
+
+    def _check_new(self, name: object, plugin: str) -> None:
         if not isinstance(name, str) or not name:
             raise UserError(f"plugin '{plugin}' registered a {self.kind} with an empty or non-text name")
         if name in self._entries:
@@ -92,29 +161,45 @@ class Registry(Generic[T]):
             raise UserError(
                 f"{self.kind} '{name}' is registered twice: by plugin '{first}' and by plugin '{plugin}'"
             )
-        self._entries[name] = Entry(name, factory, description.strip(), plugin, dict(options or {}))
+
+    def _expand(self) -> None:
+        """List every pending family's names into entries (once)."""
+        while self._pending:
+            family = self._pending.pop(0)
+            try:
+                members = list(family.list_names())
+            except Exception as error:  # noqa: BLE001 - a broken family is one sentence, not a traceback
+                raise UserError(f"{self.kind} family '{family.name}' of plugin '{family.plugin}' could not list "
+                                f"its names: {type(error).__name__}: {error}") from None
+            for member in members:
+                self._check_new(member, family.plugin)
+                self._entries[member] = Entry(member, family.target, f"{family.name} {member}", family.plugin,
+                                              dict(family.options), bound_name=member)
 
     def names(self) -> list[str]:
+        self._expand()
         return sorted(self._entries)
 
     def entries(self) -> list[Entry[T]]:
         return [self._entries[n] for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._entries:
+            self._expand()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._expand()
         return len(self._entries)
 
     def get(self, name: str) -> Entry[T]:
         """The entry for ``name``; unknown -> UserError with the known names and the closest."""
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise UserError(unknown_name_message(self.kind, name, self.names())) from None
+        if name not in self:
+            raise UserError(unknown_name_message(self.kind, name, self.names()))
+        return self._entries[name]
 
     def create(self, name: str, *args: Any, **options: Any) -> T:
         """Build ``name`` with ``options``, rejecting option names the factory does not take."""

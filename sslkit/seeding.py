@@ -4,6 +4,13 @@ A run has one ``--seed``; the data loader's shuffling (one stream per epoch), ea
 generator (one per process) and each process's global RNG need streams of their own that are
 still fixed by that seed. :func:`derive_seed` is the single formula for all of them, so two
 streams never collide by accident and a change to the rule is one edit.
+
+Why this arithmetic and not :class:`numpy.random.SeedSequence` (which :mod:`sslkit.data.splits`
+uses for its numpy generators): torch generators take one integer, every pretraining figure in
+the README and in users' run directories was produced with these streams, and switching would
+change every data order and mask, so no run could be reproduced or resumed bit for bit across
+the upgrade. The splits keep SeedSequence for the same reason in reverse (switching them would
+move images between train and test). Two rules, each frozen by the results it already made.
 """
 
 from __future__ import annotations

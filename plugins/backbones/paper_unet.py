@@ -1,7 +1,7 @@
 """Built-in backbone ``paper-unet``: the Intelligent Masking paper's U-Net (encoder + its decoder).
 
 The architecture lives in :mod:`sslkit.models.paper_unet` (the ``dqn`` masker's Q-network reuses
-its encoder); this module only registers it.
+its encoder); this module only registers it by reference, so listing imports no torch.
 """
 
 from sslkit.hookspecs import hookimpl
@@ -9,11 +9,9 @@ from sslkit.hookspecs import hookimpl
 
 @hookimpl
 def register_backbones(register):
-    from sslkit.models.paper_unet import paper_unet_encoder
-
     register(
         "paper-unet",
-        paper_unet_encoder,
+        "sslkit.models.paper_unet:paper_unet_encoder",
         "U-Net of Bahrami et al. (MLMI 2022) as the authors built it: 6 blocks 16-128 ch, depthwise bottleneck, transposed-conv decoder, ~1.5 M params",
         options={
             "weights": "local file (.safetensors/.pt) with this encoder's weights, e.g. an sslkit export",

@@ -1,11 +1,13 @@
 """Built-in backbones from timm: every name of ``timm.list_models()``, one shared factory.
 
-Registering only names keeps ``sslkit list`` fast (no model is built until one is asked for).
+Registered as a family: importing timm and listing its 1,300+ names takes seconds, so it happens
+only when a backbone outside the explicit entries is asked for (``--backbone resnet18``) or the
+backbones are listed, never for ``sslkit list maskers``, ``sslkit plugins`` or a masker's typo.
 Models are always created with ``pretrained=False``; initial weights only come from a local file
 (``weights=FILE``). The factory is :func:`sslkit.models.timm_encoder.timm_encoder`.
 """
 
-from functools import partial
+from __future__ import annotations
 
 from sslkit.hookspecs import hookimpl
 
@@ -16,11 +18,14 @@ OPTIONS = {
 }
 
 
-@hookimpl
-def register_backbones(register):
+def timm_model_names() -> list[str]:
+    """Every model name timm knows (imports timm: a few seconds)."""
     import timm
 
-    from sslkit.models.timm_encoder import timm_encoder
+    return list(timm.list_models())
 
-    for name in timm.list_models():
-        register(name, partial(timm_encoder, name), f"timm {name}", options=OPTIONS)
+
+@hookimpl
+def register_backbones(register_family):
+    register_family("timm", timm_model_names, "sslkit.models.timm_encoder:timm_encoder",
+                    "every timm.list_models() name (listed on demand: sslkit list backbones)", options=OPTIONS)

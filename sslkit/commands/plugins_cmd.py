@@ -9,9 +9,14 @@ import click
 
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+@click.option("--environment", "with_environment", is_flag=True,
+              help="Also say what --device auto and --precision auto become here (imports torch: a few seconds).")
 @click.pass_context
-def plugins_command(ctx: click.Context, as_json: bool) -> None:
-    """List loaded plugins, where each came from and what it registers."""
+def plugins_command(ctx: click.Context, as_json: bool, with_environment: bool) -> None:
+    """List loaded plugins, where each came from and what it registers.
+
+    A family (timm's models) is named, not listed: 'sslkit list backbones' lists its names.
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -27,11 +32,12 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
                 "source": info.source,
                 "hooks": info.hooks,
                 "registers": {k: (v if len(v) <= 12 else v[:12] + [f"... {len(v)} in all"]) for k, v in info.registers.items()},
+                "families": info.families,
                 "warnings": list(info.warnings),
             }
         )
     failures = [{"name": f.name, "source": f.source, "error": f.error} for f in plugins.failures]
-    environment = _environment()
+    environment = _environment(with_environment)
     if as_json:
         click.echo(json.dumps({"plugins": rows, "failures": failures, "environment": environment}, indent=2))
         return
@@ -40,7 +46,8 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
     table.add_column("from")
     table.add_column("registers")
     for row in rows:
-        reg = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in row["registers"].items())
+        reg = "; ".join([*(f"{kind}: {', '.join(names)}" for kind, names in row["registers"].items()),
+                         *(f"{kind} family {', '.join(names)}" for kind, names in row["families"].items())])
         if not reg:
             reg = "(commands only)" if "register_commands" in row["hooks"] else "(nothing)"
         reg += "".join(f"\n[yellow]warning: {escape(w)}[/yellow]" for w in row["warnings"])
@@ -49,19 +56,29 @@ def plugins_command(ctx: click.Context, as_json: bool) -> None:
         table.add_row(f"[red]{f['name']}[/red]", f["source"], f"[red]failed: {f['error']}[/red]")
     console = Console()
     console.print(table)
-    console.print(
-        f"sslkit {environment['sslkit']}, torch {environment['torch']}; --device auto -> {environment['device']}; "
-        f"{escape(environment['precision'])}"
-    )
+    line = f"sslkit {environment['sslkit']}, torch {environment['torch']}"
+    if with_environment:
+        line += f"; --device auto -> {environment['device']}; {escape(environment['precision'])}"
+    else:
+        line += " (--environment: what --device auto and --precision auto become here)"
+    console.print(line)
 
 
-def _environment() -> dict[str, str]:
-    """What a bug report needs: versions, and what the ``auto`` device and precision become here."""
-    import torch
+def _environment(with_device: bool) -> dict[str, str]:
+    """What a bug report needs: versions (read from package metadata, without importing torch)
+    and, when asked, what the ``auto`` device and precision become here (that imports torch)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     from sslkit import __version__
-    from sslkit.engine.device import precision_report, resolve_device
 
-    device = resolve_device("auto")
-    return {"sslkit": __version__, "torch": torch.__version__, "device": str(device),
-            "precision": precision_report(device)}
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "not installed"
+    environment = {"sslkit": __version__, "torch": torch_version}
+    if with_device:
+        from sslkit.engine.device import precision_report, resolve_device
+
+        device = resolve_device("auto")
+        environment.update(device=str(device), precision=precision_report(device))
+    return environment

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from sslkit.engine.config import CHOICES, PretrainConfig
+from sslkit.runtime import THREADS_HELP
 
 _D = PretrainConfig()
 #: CLI parameter name -> config key, where they differ
@@ -22,7 +23,7 @@ def _explicit_values(ctx: click.Context) -> dict:
     """Options the user actually typed (or set through the environment), as config keys."""
     from click.core import ParameterSource
 
-    from sslkit.masking import parse_options
+    from sslkit.options import parse_options
 
     values = {}
     for name, value in ctx.params.items():
@@ -70,10 +71,12 @@ def _choice(key: str) -> click.Choice:
 @click.option("--split-seed", type=int, default=_D.split_seed, show_default=True,
               help="Seed of the train/val/test split for data without its own splits.")
 @click.option("--workers", type=int, default=_D.workers, show_default=True, help="Data-loading processes.")
-@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
-@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--epochs", type=int, default=_D.epochs, show_default=True, help="Passes over the pretraining images.")
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True,
+              help="Images per optimizer step (the global batch with several processes).")
 @click.option("--lr", type=float, default=_D.lr, show_default=True, help="Peak learning rate.")
-@click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True)
+@click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True,
+              help="Adam(W) weight decay of the predictor.")
 @click.option("--optimizer", type=_choice("optimizer"), default=_D.optimizer, show_default=True)
 @click.option("--schedule", type=_choice("schedule"), default=_D.schedule, show_default=True,
               help="multistep: x gamma at the milestones (the paper); cosine: to 0; constant.")
@@ -84,7 +87,8 @@ def _choice(key: str) -> click.Choice:
               help="Linear learning-rate warm-up (any schedule).")
 @click.option("--loss", type=_choice("loss"), default=_D.loss, show_default=True,
               help="Squared error over the masked pixels, or over the whole image.")
-@click.option("--seed", type=int, default=_D.seed, show_default=True)
+@click.option("--seed", type=int, default=_D.seed, show_default=True,
+              help="Seeds the weights, the data order and the masks (the split has --split-seed).")
 @click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/<masker>-<timestamp>).")
 @click.option("--device", type=_choice("device"), default=_D.device, show_default=True,
               help="auto: cuda, then mps, then cpu.")
@@ -95,10 +99,12 @@ def _choice(key: str) -> click.Choice:
 @click.option("--channels-last/--no-channels-last", default=_D.channels_last, show_default=True,
               help="Keep the predictor and the images in channels_last (NHWC) layout: faster convolutions, "
                    "same arithmetic.")
-@click.option("--threads", type=int, default=_D.threads, show_default=True,
-              help="CPU threads for PyTorch (0 = one per core); try 1 on a machine busy with other work.")
-@click.option("--compile/--no-compile", default=_D.compile, show_default=True, help="torch.compile the predictor: faster steps after a first step that compiles for about a minute "
-                   "on a CPU (needs a C compiler there); works with bf16 and channels_last and resumes exactly.")
+@click.option("--threads", type=int, default=_D.threads, show_default=True, help=THREADS_HELP)
+@click.option("--compile/--no-compile", default=_D.compile, show_default=True,
+              help="torch.compile the predictor (works with bf16 and channels_last, resumes exactly). On the 2-core "
+                   "development CPU it did not pay: the first step compiled for 283 s (11.5 s with a warm cache) "
+                   "and later steps ran at 0.84-0.92x eager's speed (benchmarks/bench_compile.py); try it on a GPU. "
+                   "Needs a C compiler on a CPU.")
 @click.option("--logdir", default=None, metavar="DIR", help="TensorBoard folder (default: RUN_DIR/tensorboard).")
 @click.option("--log-every", type=int, default=_D.log_every, show_default=True, metavar="STEPS",
               help="Log scalars every N steps.")
@@ -130,7 +136,7 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
       torchrun --nproc-per-node 4 -m sslkit pretrain --masker dqn --device cuda
       tensorboard --logdir runs
     """
-    from sslkit.engine.distributed import DistInfo
+    from sslkit.engine.dist_info import DistInfo
 
     if nproc > 1:
         from sslkit.engine.launch import launch_local
@@ -152,7 +158,7 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
     except (TrainingDiverged, TrainingInterrupted, RunRefused) as stopped:  # agreed by all; rank 0 says why
         ctx.exit(getattr(stopped, "exit_code", 130))
     except UserError as error:  # may be this process's own (a node without the data): say who
-        error.message = f"rank {dist.rank}: {error.message}"
+        error.message = f"rank {dist.rank}: {error.message}"  # type: ignore[misc]  # click marks it Final
         raise
 
 
@@ -191,11 +197,12 @@ def _child_args(ctx: click.Context) -> list[str]:
 def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | None):
     """The run's configuration: saved (``--resume``) or defaults < file < options, validated."""
     from sslkit.engine.config import load_config_file, merge, validate
-    from sslkit.engine.pretrain import resume_config
     from sslkit.errors import UserError
 
     explicit = _explicit_values(ctx)
     if resume is not None:
+        from sslkit.engine.pretrain import resume_config
+
         if config_file is not None:
             raise UserError("--config cannot be combined with --resume (a resumed run keeps its saved configuration)")
         config = resume_config(resume, explicit)
@@ -210,10 +217,12 @@ def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | N
 
 def _pretrain(ctx: click.Context, config_file: str | None, resume: str | None, dist) -> None:
     from sslkit.cli import load_plugins_for
-    from sslkit.engine.pretrain import TrainingInterrupted, run_pretraining
+    from sslkit.engine.config import check_plugin_names
 
     config = _resolve_config(ctx, config_file, resume)
     plugins = load_plugins_for(ctx)
+    check_plugin_names(config, plugins)  # a typo fails before torch is imported
+    from sslkit.engine.pretrain import TrainingInterrupted, run_pretraining
     try:
         final = run_pretraining(config, plugins, resume=resume)
     except TrainingInterrupted as interrupted:

@@ -64,7 +64,8 @@ def open_image_tree(
     extensions = tuple(extensions)
     mask_pattern = re.compile(mask_regex) if mask_regex else None
     notes: list[str] = []
-    parts = split_folders(root) or {None: root}
+    found = split_folders(root)
+    parts: dict[str | None, Path] = {k: v for k, v in found.items()} if found else {None: root}
 
     if label_from_mask:
         labels = "none"
@@ -93,8 +94,8 @@ def open_image_tree(
 
     empty_classes = sorted({c for _, c, files in sources if c is not None and not files}
                            - {c for _, c, files in sources if c is not None and files})
-    for class_name in empty_classes:
-        notes.append(f"class folder '{class_name}' has no images and is left out")
+    for empty in empty_classes:
+        notes.append(f"class folder '{empty}' has no images and is left out")
     class_names = sorted({c for _, c, files in sources if c is not None and files}, key=natural_key) or None
     if label_from_mask:
         class_names = list(mask_class_names)

@@ -169,7 +169,7 @@ class EpochLoader:
         self.start_batch = 0
         self.skipped: list[tuple[str, str]] = []
         self._warned: set[str] = set()
-        self._dataloader = None
+        self._dataloader: torch.utils.data.DataLoader | None = None
 
     # -- order -------------------------------------------------------------------------
     def shard_indices(self, epoch: int) -> list[int]:

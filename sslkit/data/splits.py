@@ -121,7 +121,7 @@ def stratified_subset(records: list[Record], n_or_fraction: int | float, seed: i
     for k in order[: wanted - int(quota.sum())]:
         quota[k] += 1
     if wanted >= len(labels):  # every class gets at least one, taken from the most over-served
-        for k in np.flatnonzero(quota == 0):
+        for k in map(int, np.flatnonzero(quota == 0)):
             donor = max((j for j in range(len(labels)) if quota[j] > 1), key=lambda j: (quota[j] - share[j], -j))
             quota[donor] -= 1
             quota[k] += 1
@@ -148,8 +148,8 @@ def paper_split_problem(records: list[Record], size: int = PAPER_SPLIT_SIZE) -> 
     """
     labelled = [r for r in records if r.label is not None and r.label >= 0]
     counts: dict[int, int] = defaultdict(int)
-    for r in labelled:
-        counts[r.label] += 1
+    for label in (r.label for r in labelled if r.label is not None):
+        counts[label] += 1
     if len(counts) < 2:
         return "the data has fewer than two labelled classes"
     pool = min(counts.values()) * len(counts)

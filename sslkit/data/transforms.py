@@ -26,6 +26,7 @@ Randomness: before each sample the pipeline's generators are re-seeded from
 from __future__ import annotations
 
 import difflib
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,20 @@ import numpy as np
 from sslkit.data.reading import to_channels, to_unit_range
 from sslkit.errors import UserError, first_line
 
+#: albumentations' own switch for its update check (2.0.8 asks the package index on every import
+#: and, offline, prints two warning lines into every command's output).
+NO_UPDATE_CHECK_ENV = "NO_ALBUMENTATIONS_UPDATE"
+
+
+def albumentations() -> Any:
+    """The albumentations module, imported with its update check off (a user's own setting of
+    ``NO_ALBUMENTATIONS_UPDATE`` wins; data-loading processes inherit it)."""
+    os.environ.setdefault(NO_UPDATE_CHECK_ENV, "1")
+    import albumentations as module
+
+    return module
+
+
 PURPOSES = ("pretrain", "finetune", "eval")
 FORBIDDEN_IN_USER_PIPELINE = {"Normalize": "sslkit normalises to [-1, 1] itself",
                               "ToTensorV2": "sslkit builds the tensors itself"}
@@ -42,7 +57,7 @@ FORBIDDEN_IN_USER_PIPELINE = {"Normalize": "sslkit normalises to [-1, 1] itself"
 
 def preset(purpose: str, image_size: int):
     """The albumentations Compose for ``purpose`` (see the module docstring)."""
-    import albumentations as A
+    A = albumentations()
 
     size = (int(image_size), int(image_size))
     if purpose == "pretrain":
@@ -81,7 +96,7 @@ def load_pipeline_file(path: str | Path):
 def build_user_pipeline(spec: Any, where: str = "augmentation"):
     """An albumentations Compose from a list of steps, ``{"transforms": [...]}``, or the
     albumentations serialised dict (``{"transform": {"__class_fullname__": ...}}``)."""
-    import albumentations as A
+    A = albumentations()
 
     if isinstance(spec, dict) and "transform" in spec:
         try:
@@ -98,10 +113,10 @@ def build_user_pipeline(spec: Any, where: str = "augmentation"):
 
 
 def _build_step(step: Any, where: str):
-    import albumentations as A
+    A = albumentations()
 
     if isinstance(step, str):
-        name, kwargs = step, {}
+        name, kwargs = step, dict[str, Any]()
     elif isinstance(step, dict) and len(step) == 1:
         name, kwargs = next(iter(step.items()))
         kwargs = dict(kwargs or {})
@@ -139,7 +154,7 @@ def _reject_forbidden(pipeline, where: str) -> None:
 
 def resolve_transform(transform: Any, purpose: str, image_size: int):
     """``transform`` argument of make_loader -> an albumentations-style callable."""
-    import albumentations as A
+    A = albumentations()
 
     if purpose not in PURPOSES:
         raise UserError(f"unknown loader purpose '{purpose}'; use one of {', '.join(PURPOSES)}")
@@ -194,7 +209,7 @@ class SamplePipeline:
 
         image = to_channels(to_unit_range(np.asarray(image)), self.in_chans)
         height, width = image.shape[:2]
-        mask = None
+        mask: np.ndarray | None = None
         if lesion is not None:
             mask = lesion.astype(np.uint8, copy=False)
             if mask.shape != (height, width):

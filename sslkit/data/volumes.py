@@ -53,7 +53,7 @@ class DicomImage:
         try:
             from pydicom.pixels import apply_modality_lut
         except ImportError:  # pydicom 2.x
-            from pydicom.pixel_data_handlers.util import apply_modality_lut
+            from pydicom.pixel_data_handlers.util import apply_modality_lut  # type: ignore[no-redef]
         photometric = str(getattr(dataset, "PhotometricInterpretation", "")).upper()
         if photometric.startswith("MONOCHROME"):
             pixels = apply_modality_lut(pixels, dataset).astype(np.float32)

@@ -80,7 +80,7 @@ class KnnProbe(Callback):
         devices = [parts.device] if parts.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             result = knn_on_dataset(
-                parts.predictor.encoder, parts.dataset, bank_split="train", query_split="val",
+                getattr(parts.predictor, "encoder"), parts.dataset, bank_split="train", query_split="val",
                 image_size=parts.config.image_size, in_chans=parts.config.in_chans, device=parts.device,
             )
         row.update({f"knn_{k}": float(v) for k, v in result.metrics.scalars.items()})
@@ -168,7 +168,7 @@ class Checkpoints(Callback):
         if parts.dist.is_main:
             from sslkit.models import save_encoder
 
-            save_encoder(parts.predictor.encoder, parts.run_dir / "encoder")
+            save_encoder(getattr(parts.predictor, "encoder"), parts.run_dir / "encoder")
 
 
 class MetricsFile(Callback):

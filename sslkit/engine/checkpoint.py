@@ -166,7 +166,7 @@ def load_latest_good(
 
 def capture_rng_states() -> dict[str, Any]:
     """Every global random state a training step may draw from (python, numpy, torch, cuda, mps)."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple form
     states: dict[str, Any] = {
         "python": random.getstate(),
         # numpy's state as plain values, so the checkpoint holds no numpy objects

@@ -93,6 +93,12 @@ class CompareResult:
     """label budget -> :class:`sslkit.evaluation.statistics.Difference` rows."""
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        """Counts and files, not every row (``rows``, ``summaries`` and ``differences`` hold them)."""
+        files = {k: str(v) for k, v in self.files.items()}
+        return (f"CompareResult({len(self.rows)} rows, ran={self.ran}, reused={self.reused}, "
+                f"seconds={self.seconds:.0f}, files={files})")
+
 
 def run_compare(config: CompareConfig, plugins=None, *, command: str = "", quiet: bool = False,
                 say: Callable[[str], None] = lambda text: None) -> CompareResult:

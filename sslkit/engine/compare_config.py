@@ -86,7 +86,7 @@ class CompareConfig:
     device: str = "auto"
     workers: int = 0
     threads: int = 0
-    """torch CPU threads (0: torch's default, one per core); 1 is often fastest on a busy shared machine."""
+    """torch CPU threads (0: automatic, :func:`sslkit.runtime.default_threads`); 1 is often fastest on a busy shared machine."""
     jobs: int = 1
     """Cells run in this many worker processes (``--jobs``); the figures do not depend on it."""
     out: str = "compare"

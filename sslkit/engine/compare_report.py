@@ -33,7 +33,7 @@ from sslkit.fileio import atomic_write_text
 def _reference_sentence(supports: dict[str, int], reference: dict[str, float]) -> str:
     from sslkit.evaluation.reporting import METRIC_LABELS
 
-    commonest = max(supports, key=supports.get)
+    commonest = max(supports, key=lambda name: supports[name])
     scores = ", ".join(f"{METRIC_LABELS[m]} {reference[m]:.3f}" for m in SCALAR_METRICS)
     counts = ", ".join(f"{n} {name}" for name, n in supports.items())
     return (f"For reference, always predicting the commonest class ('{commonest}'; the test split has {counts}) "
@@ -151,7 +151,7 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
         if len(budgets) > 1:
             lines += [f"### {budget} labels", ""]
         lines += [summary_markdown(summaries[budget], metrics=(*SCALAR_METRICS, *CLINICAL_METRICS)), ""]
-    if reference:
+    if reference and test_supports:
         lines += [_reference_sentence(test_supports, reference), ""]
     lines += [
         "## Paired differences (95 % bootstrap intervals)",

@@ -119,7 +119,7 @@ def pool_folds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Path]:
+def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """``sslkit compare --stats-only OUT``: redo differences.csv (and statistics.md) from
     OUT/predictions.csv alone, without the run directories and without retraining."""
     from sslkit.evaluation.statistics import compare_predictions

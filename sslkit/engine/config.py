@@ -87,8 +87,8 @@ class PretrainConfig:
     and cuDNN run 3x3 convolutions 1.3-2.5x faster in it, at the same arithmetic."""
     compile: bool = False
     threads: int = 0
-    """CPU threads for PyTorch (0 = its default, one per core); 1 can be several times faster on
-    a machine busy with other work, where threads waiting for each other stall."""
+    """CPU threads for PyTorch (0 = automatic: :func:`sslkit.runtime.default_threads`, half of the
+    usable cores); 1 can be several times faster on a machine busy with other work."""
     # Logging and checkpoints
     logdir: str | None = None
     log_every: int = 10
@@ -243,6 +243,18 @@ def parse_splits(text: str) -> tuple[str, ...] | None:
                 f"pretrain-splits names an unknown split '{part}'{suggestion}; use train, val and test joined by '+', or 'all'"
             )
     return tuple(dict.fromkeys(parts))
+
+
+def check_plugin_names(config: PretrainConfig, plugins: Any) -> None:
+    """Unknown masker, backbone or dataset-adapter names fail here with "did you mean", before
+    torch is imported (a typo's error in well under a second; the registries build nothing). The
+    backbone comes last: a timm name is found by listing timm's models, which imports timm."""
+    plugins.maskers.get(config.masker)
+    if config.data and str(config.data).strip() not in ("", "embedded"):
+        from sslkit.data.opening import parse_spec
+
+        plugins.datasets.get(parse_spec(str(config.data))[0])
+    plugins.backbones.get(config.backbone)
 
 
 def validate(config: PretrainConfig) -> PretrainConfig:

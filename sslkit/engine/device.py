@@ -15,7 +15,9 @@ when a run starts; the run's ``config.yaml`` records that name, so a resumed run
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,18 +28,32 @@ from sslkit.errors import UserError
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))
 
 
+#: CPU feature flags (as Linux's /proc/cpuinfo names them) of native bf16 arithmetic.
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as the kernel reports them (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic units (Intel AMX, or AVX-512 BF16 on Intel and AMD),
-    so that oneDNN runs bf16 convolutions and matmuls natively instead of emulating them."""
-    cpu = getattr(torch, "cpu", None)
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        check = getattr(cpu, probe, None)
-        try:
-            if callable(check) and check():
-                return True
-        except RuntimeError:  # a torch built without the probe's backend
-            continue
-    return False
+    so that oneDNN runs bf16 convolutions and matmuls natively instead of emulating them.
+
+    Read from the CPUID flags the kernel lists (the bits oneDNN itself checks) rather than from
+    torch's private ``torch.cpu._is_avx512_bf16_supported``, which may change without notice.
+    Without /proc/cpuinfo (macOS, Windows) the answer is no, so ``auto`` picks fp32 there;
+    ``--precision bf16`` still chooses bf16 by hand."""
+    return bool(BF16_CPU_FLAGS & cpu_flags())
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -34,45 +34,14 @@ from __future__ import annotations
 import io
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 
+from sslkit.engine.dist_info import DistInfo  # noqa: F401 - re-exported: the engine imports it from here
 from sslkit.errors import UserError
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        """True for the process that logs and writes checkpoints."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @classmethod
-    def from_env(cls) -> "DistInfo":
-        """The torchrun environment, or a single process when it is absent."""
-        try:
-            world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-            rank = int(os.environ.get("RANK", "0") or 0)
-            local = int(os.environ.get("LOCAL_RANK", str(rank)) or 0)
-            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)) or 1)
-        except ValueError:
-            raise UserError("RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE must be whole numbers (torchrun sets them)") from None
-        if world < 1 or not 0 <= rank < world:
-            raise UserError(f"RANK={rank} is not valid for WORLD_SIZE={world}")
-        return cls(rank=rank, world_size=world, local_rank=local, local_world_size=local_world)
 
 
 def process_group_ready() -> bool:

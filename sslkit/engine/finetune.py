@@ -139,6 +139,14 @@ class FinetuneResult:
     seed: int = 0
     """The run's seed (label draw, head initialisation, shuffling)."""
 
+    def __repr__(self) -> str:
+        """The headline test figures, not every prediction (those are in ``test_predictions``)."""
+        test = self.metrics.get("test")
+        figures = ", ".join(f"{k} {v:.3f}" for k, v in test.scalars.items()) if test is not None else "none"
+        out = str(self.out) if self.out is not None else None
+        return (f"FinetuneResult(out={out!r}, seed={self.seed}, test: {figures}, "
+                f"selected_epoch={self.selected_epoch}, labelled={self.labelled_counts})")
+
 
 def validate(config: FinetuneConfig) -> None:
     """One sentence per bad value, before any data is read."""
@@ -247,7 +255,7 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
     say = log or (lambda text: None)
     device = resolve_device(config.device)
     encoder, run_config, source = build_encoder_for(config, plugins)
-    in_chans = int(encoder.spec.get("in_chans", config.in_chans or 1))
+    in_chans = int(getattr(encoder, "spec").get("in_chans", config.in_chans or 1))
     config.data, config.data_options, config.split_seed, config.image_size = inherit_data_settings(
         run_config, config.data, config.data_options, config.split_seed, config.image_size
     )

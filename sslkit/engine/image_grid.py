@@ -43,7 +43,7 @@ def step_grid(
 ) -> tuple[torch.Tensor, list[str]]:
     """A (3 or 1, H', W') image in [0, 1] and the column titles, left to right."""
     n = min(max_rows, images.shape[0])
-    size = tuple(images.shape[-2:])
+    size = (int(images.shape[-2]), int(images.shape[-1]))
     maps = {k: v for k, v in (masker_maps or {}).items() if isinstance(v, torch.Tensor) and v.dim() == 4 and v.shape[0] >= 1}
     channels = 3 if images.shape[1] == 3 or any(v.shape[1] == 3 for v in maps.values()) else 1
     columns = {

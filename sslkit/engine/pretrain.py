@@ -82,7 +82,7 @@ from sslkit.engine.train_state import (
 from sslkit.errors import SystemFault, UserError
 from sslkit.optimizers import implementation_name
 from sslkit.plugins import plugins_or_default
-from sslkit.runtime import cpu_threads
+from sslkit.runtime import cpu_threads, threads_note
 
 __all__ = [
     "PretrainConfig",
@@ -143,7 +143,7 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
 
 def _start(config: PretrainConfig, plugins: Any, *, resuming: bool) -> tuple[RunParts, TrainState]:
     """The built run and its state: loaded from the run's checkpoint, or new (config.yaml written)."""
-    run_dir = Path(config.out)
+    run_dir = Path(str(config.out))  # run_pretraining has named it
     if not resuming and checkpoint_path(run_dir).exists():
         raise UserError(f"'{run_dir}' already holds a run; continue it with --resume {run_dir} or choose another --out")
     parts = build_run(config, plugins)
@@ -260,7 +260,8 @@ def _announce(parts: RunParts, state: TrainState, log: Any, progress: Any, resum
         if state.epoch >= config.epochs:
             progress.print(f"{state.run_dir} already finished its {config.epochs} epoch(s); nothing to do.")
         else:
-            progress.print(f"Resuming {state.run_dir} at epoch {state.epoch + 1}, batch {state.batch + 1} (step {state.step}).")
+            progress.print(f"Resuming {state.run_dir} at epoch {state.epoch + 1}, batch {state.batch + 1} (step {state.step}; "
+                           f"{threads_note(parts.config.threads)}).")
         return
     from sslkit.models import count_parameters
 
@@ -282,7 +283,8 @@ def _speed_settings(parts: RunParts) -> str:
     config = parts.config
     layout = "channels_last" if config.channels_last else "contiguous"
     compiled = ", compiled" if config.compile else ""
-    return f"{config.precision}, {layout}, {implementation_name(parts.optimizer)} {config.optimizer}{compiled}"
+    return (f"{config.precision}, {layout}, {implementation_name(parts.optimizer)} {config.optimizer}{compiled}, "
+            f"{threads_note(config.threads)}")
 
 
 def _warn(message: str) -> None:

@@ -50,6 +50,7 @@ class TrainingProgress:
     def update(self, *, epoch: int, epochs: int, loss: float | None, advance: int = 1) -> None:
         if self._progress is not None:
             text = f"{loss:.4f}" if loss is not None else "-"
+            assert self._task is not None  # set together with _progress
             self._progress.update(self._task, advance=advance, description=f"epoch {epoch}/{epochs}", loss=text)
 
     def close(self) -> None:

@@ -44,7 +44,7 @@ class RunLog:
             self.logdir.mkdir(parents=True, exist_ok=True)
             self.writer = SummaryWriter(str(self.logdir), purge_step=purge_step)
 
-    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    def scalars(self, step: int, values: Mapping[str, float | None]) -> None:
         if self.writer is None:
             return
         for tag, value in values.items():
@@ -68,7 +68,9 @@ class RunLog:
 
         flat = {k: _hparam_value(v) for k, v in config.items()}
         experiment, start, end = hparams(flat, {name: 0.0 for name in metric_names})
-        file_writer = self.writer._get_file_writer()
+        file_writer = self.writer.file_writer  # the run's own event file (add_hparams would start another run)
+        if file_writer is None:  # closed
+            return
         for summary in (experiment, start, end):
             file_writer.add_summary(summary)
 

@@ -31,7 +31,7 @@ from sslkit.engine.distributed import (
     process_group_ready,
     wrap_ddp,
 )
-from sslkit.engine.schedules import build_scheduler, lr_factor
+from sslkit.engine.schedules import build_scheduler
 from sslkit.errors import UserError
 from sslkit.masking import MaskerContext
 from sslkit.optimizers import build_optimizer
@@ -89,7 +89,7 @@ class RunParts:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.config.out)
+        return Path(str(self.config.out))  # set by run_pretraining before the parts are built
 
     @property
     def total_steps(self) -> int:
@@ -123,7 +123,7 @@ def build_run(config: PretrainConfig, plugins: Any) -> RunParts:
                         decoder_skips=config.decoder_skips, **config.backbone_options),
         device,
         dist,
-    ).to(device, memory_format=memory_format)
+    ).to(device, memory_format=memory_format)  # type: ignore[call-overload]  # valid; torch's stubs lack this form
     # A fixed-size model (a ViT without img_size) fails here in one sentence, not mid-step.
     check_input_size(predictor.encoder, config.image_size, config.in_chans)
     data = _build_data(config, plugins, dist, device, local_batch)
@@ -169,13 +169,11 @@ def _build_optimization(config: PretrainConfig, predictor: torch.nn.Module, step
     optimizer = build_optimizer(predictor.parameters(), config.optimizer, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = build_scheduler(
         optimizer,
-        lr_factor(
-            config.schedule,
-            total_steps=steps_per_epoch * config.epochs,
-            warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
-            milestones=config.milestones,
-            gamma=config.gamma,
-        ),
+        config.schedule,
+        total_steps=steps_per_epoch * config.epochs,
+        warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
+        milestones=config.milestones,
+        gamma=config.gamma,
     )
     return optimizer, scheduler
 

@@ -98,6 +98,7 @@ def _agree_on_figures(parts: RunParts, state: TrainState, images: torch.Tensor, 
         "images": float(images.shape[0]),
         **{f"masker/{k}": v for k, v in out.masker_scalars.items()},
     }
+    assert parts.reducer is not None  # built with the parts
     means, state.stop_agreed = parts.reducer(local, stop.is_set())
     return StepDone(
         images=images,

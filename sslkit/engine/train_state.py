@@ -68,7 +68,7 @@ class TrainState:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.config.out)
+        return Path(str(self.config.out))  # set by run_pretraining before the state exists
 
     # -- checkpoints -------------------------------------------------------------------------
     @staticmethod

@@ -42,13 +42,24 @@ HEAD_FILE = "head.safetensors"
 ENCODER_SUBDIR = "encoder"
 
 
-class FeatureStandardizer(nn.Module):
-    """``(x - mean) / std`` per channel (dim 1), with statistics fitted once and then frozen.
+#: Added to each channel's variance before the square root, as BatchNorm's ``eps`` (the same
+#: 1e-5): a floor of about 0.003 on the std. Without it a random ``paper-unet``'s deepest features,
+#: which vary by 1e-8 to 1e-5 across images, were divided by stds of 1e-5, test images' features
+#: landed hundreds of stds away, and the ``paper`` head sat at chance predicting one class.
+STD_EPS = 1e-5
 
-    Fitted on the labelled training features (:meth:`fit`), stored as buffers so a saved head
-    reloads with them. Before fitting it is the identity. A channel that never varies (a dead
-    ReLU of a random network) keeps scale 1, so it maps to exactly 0 instead of dividing by 0.
+
+class FeatureStandardizer(nn.Module):
+    """``(x - mean) / sqrt(var + eps)`` per channel (dim 1), with statistics fitted once and then
+    frozen: an affine-free BatchNorm whose statistics come from the labelled training features.
+
+    Fitted on those features (:meth:`fit`), stored as buffers so a saved head reloads with them.
+    Before fitting it is the identity. ``eps`` (:data:`STD_EPS`) keeps a channel that hardly
+    varies from being blown up; one that never varies (a dead ReLU of a random network) maps to 0.
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, channels: int):
         super().__init__()
@@ -61,8 +72,8 @@ class FeatureStandardizer(nn.Module):
         dims = [d for d in range(inputs.ndim) if d != 1]
         values = inputs.double()
         mean = values.mean(dim=dims)
-        std = values.std(dim=dims, unbiased=False) if inputs.shape[0] > 1 else torch.zeros_like(mean)
-        std = torch.where(std > 0, std, torch.ones_like(std))
+        var = values.var(dim=dims, unbiased=False) if inputs.shape[0] > 1 else torch.zeros_like(mean)
+        std = (var + STD_EPS).sqrt()
         self.mean.copy_(mean.float())
         self.std.copy_(std.float())
 
@@ -120,7 +131,7 @@ def fit_head_standardization(head: nn.Module, features: torch.Tensor) -> None:
     """Fit ``head``'s standardiser (if it has one) on the training feature maps ``features``."""
     standardizer = getattr(head, "standardizer", None)
     if standardizer is not None:
-        standardizer.fit(head.head_input(features))
+        standardizer.fit(getattr(head, "head_input")(features))
 
 
 def build_head(protocol: str, in_channels: int, num_classes: int, *, standardize: bool | None = None) -> nn.Module:
@@ -167,7 +178,7 @@ class Classifier(nn.Module):
 def new_classifier(encoder: nn.Module, protocol: str, num_classes: int, *,
                    standardize: bool | None = None) -> Classifier:
     """A classifier with a freshly initialised head on ``encoder``'s deepest features."""
-    channels = int(encoder.feature_channels[-1])
+    channels = int(getattr(encoder, "feature_channels")[-1])
     return Classifier(encoder, build_head(protocol, channels, num_classes, standardize=standardize), protocol)
 
 
@@ -186,7 +197,7 @@ def save_classifier(classifier: Classifier, directory: str | Path, meta: dict[st
         "format": "sslkit-classifier/1",
         "protocol": classifier.protocol,
         "head": type(classifier.head).__name__,
-        "head_in_channels": int(classifier.encoder.feature_channels[-1]),
+        "head_in_channels": int(getattr(classifier.encoder, "feature_channels")[-1]),
         "feature_standardization": getattr(classifier.head, "standardizer", None) is not None,
         **meta,
     }

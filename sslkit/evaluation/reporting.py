@@ -69,8 +69,8 @@ def metrics_tables(metrics: Metrics, title: str) -> list[Any]:
     confusion.add_column("")
     for name in metrics.class_names:
         confusion.add_column(name, justify="right")
-    for name, row in zip(metrics.class_names, metrics.confusion):
-        confusion.add_row(name, *(str(v) for v in row))
+    for name, counts in zip(metrics.class_names, metrics.confusion):
+        confusion.add_row(name, *(str(v) for v in counts))
     return [scalars, per_class, confusion]
 
 
@@ -269,10 +269,10 @@ def _plot_differences(ax, differences: Sequence[Any], methods: Sequence[str], me
         values, low, high = [], [], []
         for metric in metrics:
             d = by.get((m, metric))
-            ok = d is not None and not math.isnan(d.ci_low)
             values.append(d.difference if d is not None else np.nan)
-            low.append(d.difference - d.ci_low if ok else 0.0)
-            high.append(d.ci_high - d.difference if ok else 0.0)
+            ok = d is not None and not math.isnan(d.ci_low)
+            low.append(d.difference - d.ci_low if d is not None and ok else 0.0)
+            high.append(d.ci_high - d.difference if d is not None and ok else 0.0)
         ax.errorbar(offset, values, yerr=[low, high], fmt="o", capsize=4, color=colours(i % 10), label=m)
     ax.axhline(0.0, color="0.2", lw=1)
     ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])

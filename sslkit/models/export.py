@@ -43,8 +43,8 @@ def save_encoder(encoder: nn.Module, directory: str | os.PathLike) -> Path:
         "timm_model": spec.get("timm_model"),
         "in_chans": int(spec["in_chans"]),
         "options": spec.get("options", {}),
-        "feature_channels": list(encoder.feature_channels),
-        "reductions": list(encoder.reductions),
+        "feature_channels": list(getattr(encoder, "feature_channels")),
+        "reductions": list(getattr(encoder, "reductions")),
         "num_parameters": count_parameters(encoder),
         "sslkit_version": __version__,
     }
@@ -54,8 +54,14 @@ def save_encoder(encoder: nn.Module, directory: str | os.PathLike) -> Path:
     return out
 
 
+#: Where a pretraining run directory keeps its exported encoder.
+RUN_ENCODER_DIR = "encoder"
+
+
 def _locate(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
+        if not (path / SPEC_NAME).is_file() and (path / RUN_ENCODER_DIR / SPEC_NAME).is_file():
+            path = path / RUN_ENCODER_DIR  # a pretraining run directory, as every command accepts
         return path / SPEC_NAME, path / WEIGHTS_NAME
     if path.suffix == ".json":
         return path, path.with_suffix(".safetensors")
@@ -81,7 +87,8 @@ def read_encoder_spec(path_or_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_encoder(path_or_dir: str | os.PathLike, plugins: Any = None) -> nn.Module:
-    """Rebuild and load an encoder written by :func:`save_encoder`."""
+    """Rebuild and load an encoder written by :func:`save_encoder`: give its directory, its
+    ``encoder.json`` / ``encoder.safetensors``, or the pretraining run directory holding it."""
     from safetensors.torch import load_file
 
     from sslkit.models.predictor import build_encoder

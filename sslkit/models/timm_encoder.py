@@ -106,7 +106,7 @@ def timm_encoder(model_name: str, *, in_chans: int = 3, weights: str | None = No
         )
     for note in report.notes:
         warnings.warn(f"weights file '{weights}': {note}", stacklevel=2)
-    info = body.feature_info
+    info: Any = body.feature_info
     fmt = getattr(getattr(body, "output_fmt", "NCHW"), "value", getattr(body, "output_fmt", "NCHW"))
     encoder = Encoder(
         body,
@@ -115,6 +115,6 @@ def timm_encoder(model_name: str, *, in_chans: int = 3, weights: str | None = No
         {"timm_model": model_name},
         channels_last_output=str(fmt) == "NHWC",
     )
-    if sslkit_export:
+    if sslkit_export and state is not None:
         load_state_strict(encoder, state, f"weights file '{weights}'")
     return encoder

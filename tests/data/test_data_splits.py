@@ -10,8 +10,8 @@ from sslkit.errors import UserError
 
 def records(labels, groups=None):
     groups = groups or [None] * len(labels)
-    return [Record(source=f"s{i}", image=FileImage(f"s{i}.png"), label=l, group=g)
-            for i, (l, g) in enumerate(zip(labels, groups))]
+    return [Record(source=f"s{i}", image=FileImage(f"s{i}.png"), label=label, group=g)
+            for i, (label, g) in enumerate(zip(labels, groups))]
 
 
 def test_split_is_stratified_and_seeded():

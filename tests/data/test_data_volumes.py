@@ -11,7 +11,7 @@ from sslkit.errors import UserError
 
 
 def write_dicom(path, pixels, patient, frames=1):
-    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("pydicom")
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

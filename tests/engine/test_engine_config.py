@@ -123,7 +123,16 @@ def test_example_config_is_valid_and_complete():
     path = Path(__file__).resolve().parents[2] / "examples" / "pretrain_config.yaml"
     values = load_config_file(path)
     assert set(values) == {f.name for f in dataclasses.fields(PretrainConfig)}  # documents every key
-    validate(merge(values, {}))
+    config = validate(merge(values, {}))
+    # Through the real registries, as `sslkit pretrain --config` builds them: a masker or backbone
+    # option the plugin does not take (the example once had random-grid's 'count') fails here.
+    from sslkit.plugins import load_plugins
+    from sslkit.registry import check_options
+
+    plugins = load_plugins(include_env=False)
+    plugins.maskers.create(config.masker, **config.masker_options)
+    check_options(f"backbone '{config.backbone}'", plugins.backbones.get(config.backbone).factory,
+                  config.backbone_options)
 
 
 def test_a_run_saved_before_new_settings_resumes_as_it_was_built(tmp_path):

@@ -73,6 +73,19 @@ def test_standardizer_fits_channel_statistics_and_keeps_dead_channels_finite():
     assert torch.equal(out[:, 3], torch.zeros_like(out[:, 3]))  # constant channel -> exactly 0
 
 
+def test_a_channel_that_hardly_varies_is_not_blown_up():
+    """A random paper-unet's deepest features vary by 1e-8 to 1e-5 across images: without a floor
+    on the std, a test image 1e-4 away from the training mean landed 100 stds out."""
+    from sslkit.evaluation.classifier import STD_EPS
+
+    train = 0.5 + 1e-6 * torch.randn(40, 3)
+    norm = FeatureStandardizer(3)
+    norm.fit(train)
+    assert torch.all(norm.std >= STD_EPS ** 0.5 * 0.999)
+    test = norm(train[:1] + 1e-4)
+    assert test.abs().max() < 0.05  # (1e-4 / sqrt(1e-5) = 0.032), not 1e-4 / 1e-6 = 100
+
+
 def test_standardisation_travels_with_the_saved_classifier(tmp_path):
     from eval_helpers import tiny_plugins
 

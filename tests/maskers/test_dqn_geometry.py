@@ -9,7 +9,6 @@ from math import comb
 import pytest
 import torch
 
-from sslkit.masking import lesion_hit_rate
 from sslkit_plugins.maskers.dqn.geometry import (
     block_values,
     cells_touched,

@@ -20,8 +20,8 @@ from sslkit_plugins.maskers import _learned, hpm, saliency
 from sslkit_plugins.maskers import adios as adios_plugin
 from sslkit_plugins.maskers.adios.masker import ADIOSMasker, binarise, soft_top_share
 from sslkit_plugins.maskers.dqn.geometry import expected_random_hit_counts
-from sslkit_plugins.maskers.hpm import HPMMasker, ranking_loss
-from sslkit_plugins.maskers.saliency import SaliencyMasker, pick_level
+from sslkit_plugins.maskers.hpm.masker import HPMMasker, ranking_loss
+from sslkit_plugins.maskers.saliency.masker import SaliencyMasker, pick_level
 
 sys.path.insert(0, str(Path(__file__).parent))
 from noisy_quadrant import TinyPredictor, context, noisy_quadrant_images  # noqa: E402

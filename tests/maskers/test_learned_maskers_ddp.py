@@ -40,7 +40,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         from sslkit.engine.step import train_step
         from sslkit.masking import StepInfo
         from sslkit_plugins.maskers.adios.masker import ADIOSMasker
-        from sslkit_plugins.maskers.hpm import HPMMasker
+        from sslkit_plugins.maskers.hpm.masker import HPMMasker
 
         result = {}
         for name, masker in (("hpm", HPMMasker(grid=4)), ("adios", ADIOSMasker(every=1))):

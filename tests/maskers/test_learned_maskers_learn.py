@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
 
 from sslkit.masking import StepInfo
 
@@ -26,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from noisy_quadrant import TinyPredictor, context, noisy_quadrant_images, share_on_hard_region, train  # noqa: E402
 
 from sslkit_plugins.maskers.adios.masker import ADIOSMasker  # noqa: E402
-from sslkit_plugins.maskers.hpm import HPMMasker  # noqa: E402
-from sslkit_plugins.maskers.random_grid import RandomGridMasker  # noqa: E402
-from sslkit_plugins.maskers.saliency import SaliencyMasker  # noqa: E402
+from sslkit_plugins.maskers.hpm.masker import HPMMasker  # noqa: E402
+from sslkit_plugins.maskers.random_grid.masker import RandomGridMasker  # noqa: E402
+from sslkit_plugins.maskers.saliency.masker import SaliencyMasker  # noqa: E402
 
 TRAIN = noisy_quadrant_images(512, seed=1)[0]
 TEST, REGION = noisy_quadrant_images(256, seed=99)

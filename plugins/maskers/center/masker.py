@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from sslkit.hookspecs import hookimpl
 from sslkit.masking import MaskerBase, StepInfo, boxes_to_masks
 from sslkit_plugins.maskers._box_size import box_pixels, check_size
 
@@ -26,13 +25,3 @@ class CenterMasker(MaskerBase):
         top = torch.full((b,), (height - bh) // 2, device=images.device)
         left = torch.full((b,), (width - bw) // 2, device=images.device)
         return boxes_to_masks(top, left, bh, bw, (height, width))
-
-
-@hookimpl
-def register_maskers(register):
-    register(
-        "center",
-        CenterMasker,
-        "context encoder: the central block of every image",
-        options={"size": "block side: fraction of the image side (<= 1) or pixels (> 1); a pair like [0.5, 0.25] is height, width"},
-    )

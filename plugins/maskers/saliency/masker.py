@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.hookspecs import hookimpl
 from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, lesion_hit_counts
 from sslkit_plugins.maskers._learned import (
     Checks,
@@ -41,22 +40,6 @@ from sslkit_plugins.maskers._learned import (
 
 WHAT = "masker 'saliency'"
 MEASURES = ("contrast", "norm")
-
-DESCRIPTION = (
-    "AttMask (ECCV 2022) for CNNs: hide the grid cells whose features, in a moving-average teacher "
-    "copy of the encoder, stand out most from the rest of the image"
-)
-
-OPTIONS = {
-    "grid": "G, the side of the G x G grid of cells",
-    "ratio": "share of the cells hidden in every image, in (0, 1]",
-    "random_share": "share of the hidden cells drawn at random instead of by saliency (0: AttMask-High)",
-    "momentum": "the teacher's moving-average momentum per step (0: the current encoder itself)",
-    "level": "encoder feature level the saliency comes from: auto (the deepest with at least G x G "
-             "positions) or an index (0 = shallowest, -1 = deepest)",
-    "measure": "contrast (norm of each place's features minus the image's mean feature) or norm (plain "
-               "channel norm)",
-}
 
 
 @dataclass
@@ -76,7 +59,7 @@ def pick_level(reductions: list[int], image_size: tuple[int, int], grid: int) ->
 
 
 class SaliencyMasker(MaskerBase):
-    """The ``saliency`` masker; options are described in :data:`OPTIONS`."""
+    """The ``saliency`` masker; options are described in :data:`sslkit_plugins.maskers.saliency.OPTIONS`."""
 
     def __init__(self, grid: int = 8, ratio: float = 0.6, random_share: float = 0.0, momentum: float = 0.99,
                  level: Any = "auto", measure: str = "contrast"):
@@ -199,8 +182,3 @@ class SaliencyMasker(MaskerBase):
         self.teacher.load_state_dict(state["teacher"])
         self.updates = int(state.get("updates", 0))
         self._pending = None
-
-
-@hookimpl
-def register_maskers(register):
-    register("saliency", SaliencyMasker, DESCRIPTION, options=OPTIONS)

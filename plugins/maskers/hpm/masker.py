@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.hookspecs import hookimpl
 from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
 from sslkit.optimizers import build_optimizer
 from sslkit_plugins.maskers._learned import (
@@ -45,20 +44,6 @@ from sslkit_plugins.maskers._learned import (
 from sslkit_plugins.maskers.dqn.qnetwork import LightQNetwork
 
 WHAT = "masker 'hpm'"
-
-DESCRIPTION = (
-    "Hard Patches Mining (CVPR 2023): a small network predicts which grid cells are hardest to "
-    "reconstruct (trained to rank pairs of cells) and a growing share of the hidden cells are those"
-)
-
-OPTIONS = {
-    "grid": "G, the side of the G x G grid of cells",
-    "ratio": "share of the cells hidden in every image, in (0, 1] (HPM with MAE: 0.75)",
-    "alpha_start": "share of the hidden cells chosen as predicted hardest at the start (the rest random)",
-    "alpha_end": "that share at the end of training (linear in between; HPM: 0 -> 0.5)",
-    "lr": "the loss predictor's Adam learning rate",
-    "downsample": "side in px of the image copy the loss predictor sees",
-}
 
 
 @dataclass
@@ -91,7 +76,7 @@ def ranking_loss(predicted: torch.Tensor, realised: torch.Tensor, hidden: torch.
 
 
 class HPMMasker(MaskerBase):
-    """The ``hpm`` masker; options are described in :data:`OPTIONS`."""
+    """The ``hpm`` masker; options are described in :data:`sslkit_plugins.maskers.hpm.OPTIONS`."""
 
     def __init__(
         self,
@@ -215,8 +200,3 @@ class HPMMasker(MaskerBase):
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state.get("updates", 0))
         self._pending = None
-
-
-@hookimpl
-def register_maskers(register):
-    register("hpm", HPMMasker, DESCRIPTION, options=OPTIONS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from sslkit.hookspecs import hookimpl
 from sslkit.masking import MaskerBase, StepInfo, boxes_to_masks
 from sslkit.options import OptionChecks
 from sslkit_plugins.maskers._box_size import box_pixels, check_area, check_size
@@ -40,17 +39,3 @@ class RandomBlockMasker(MaskerBase):
         top = (u[..., 0] * (height - bh + 1)).long().clamp_(max=height - bh)
         left = (u[..., 1] * (width - bw + 1)).long().clamp_(max=width - bw)
         return boxes_to_masks(top, left, bh, bw, (height, width))
-
-
-@hookimpl
-def register_maskers(register):
-    register(
-        "random",
-        RandomBlockMasker,
-        "context encoder: random rectangles of a fixed size, fully inside the image",
-        options={
-            "size": "box side: fraction of the image side (<= 1) or pixels (> 1); a pair like [0.2, 0.4] is height, width",
-            "area": "share of the image area per box, in (0, 1]; replaces size when given",
-            "count": "boxes per image (their union is hidden)",
-        },
-    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from sslkit.hookspecs import hookimpl
 from sslkit.masking import MaskerBase, StepInfo, cells_to_masks
 from sslkit.options import OptionChecks
 
@@ -32,16 +31,3 @@ class RandomGridMasker(MaskerBase):
         chosen = keys.argsort(dim=1)[:, : self.hidden_cells]
         cells = torch.zeros(b, g * g, dtype=torch.bool, device=images.device).scatter_(1, chosen, True)
         return cells_to_masks(cells.view(b, g, g), (height, width))
-
-
-@hookimpl
-def register_maskers(register):
-    register(
-        "random-grid",
-        RandomGridMasker,
-        "MAE/SimMIM style: a random share of grid cells, the same count in every image",
-        options={
-            "grid": "cells per side",
-            "ratio": "share of the cells hidden, in (0, 1]",
-        },
-    )
