@@ -332,7 +332,8 @@ def leakage_groups(records: Sequence, *, threshold: float | None = None,
     """One id per record such that records sharing a patient/volume group *or* a near-duplicate
     group share the id: the unit that must never straddle train and test."""
     duplicates = duplicates or find_duplicates(records, threshold=threshold)
-    keys = [("patient", str(r.group)) if r.group is not None else None for r in records]
+    keys: list[tuple[str, object] | None] = [("patient", str(r.group)) if r.group is not None else None
+                                             for r in records]
     keys += [("twins", int(g)) for g in duplicates.group.tolist()]
     # every record is joined to the first record holding the same patient id or duplicate group
     first: dict[tuple, int] = {}
