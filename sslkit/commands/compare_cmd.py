@@ -9,6 +9,8 @@ from sslkit.engine.compare_config import SCRATCH_FULL_PROTOCOL, CompareConfig
 from sslkit.evaluation.protocols import (
     CLASS_WEIGHT_CHOICES,
     DEFAULT_EPOCHS_HELP,
+    FOLDS_HELP,
+    POSITIVE_CLASS_HELP,
     PROTOCOL_HELP,
     PROTOCOL_NAMES,
     PROTOCOLS,
@@ -130,16 +132,11 @@ def _seeds(text: str) -> list[int]:
 @click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="paper", show_default=True,
               help="Fine-tuning protocol shared by every cell. " + PROTOCOL_HELP)
 @click.option("--folds", type=int, default=_D.folds, show_default=True,
-              help="K >= 3: grouped, stratified K-fold over the labelled pool: every image is a test image once, "
-                   "patients and near-duplicates never straddle folds, the next fold selects, labels come from the "
-                   "rest; pretraining runs once per method and seed, fine-tuning once per fold; figures and paired "
-                   "intervals over every out-of-fold prediction. 1: one split (the data's own or the paper's).")
+              help=FOLDS_HELP + " Pretraining runs once per method and seed, fine-tuning once per fold.")
 @click.option("--pretrain-splits", default=None, metavar="SPLITS",
               help="Images pretraining sees without labels (all, train+val, ...). Default: all with --folds (the "
                    "held-out folds are seen unlabelled, the paper's setting; stated in results.md), else train+val.")
-@click.option("--positive-class", default=None, metavar="NAME",
-              help="Class of the sensitivity at 90 % specificity (threshold from validation). Default: binary class "
-                   "1, else 'malignant' when present.")
+@click.option("--positive-class", default=None, metavar="NAME", help=POSITIVE_CLASS_HELP)
 @click.option("--paper-splits/--no-paper-splits", default=None,
               help="The authors' balanced 100/100/100 splits for every cell. Default: on for --protocol paper when "
                    "the data allows, else the dataset's own splits.")

@@ -11,7 +11,9 @@ from sslkit.runtime import THREADS_HELP
 from sslkit.evaluation.protocols import (
     CLASS_WEIGHT_CHOICES,
     DEFAULT_EPOCHS_HELP,
+    FOLDS_HELP,
     LR_SCHEDULES,
+    POSITIVE_CLASS_HELP,
     PROTOCOL_HELP,
     PROTOCOL_NAMES,
     SELECT_CHOICES,
@@ -70,13 +72,8 @@ def finetune_options(function):
               help="Dataset adapter option (repeatable); default: the pretraining run's, when --data is not given.")
 @finetune_options
 @click.option("--folds", type=int, default=1, show_default=True,
-              help="1: one split (the data's own, or the paper's). K >= 3: grouped, stratified K-fold over the "
-                   "labelled pool (patients and near-duplicates never straddle folds); each fold is the test part "
-                   "once, the next fold validation, labels are drawn from the rest; figures over every "
-                   "out-of-fold prediction (OUT/oof_predictions.csv).")
-@click.option("--positive-class", default=None, metavar="NAME",
-              help="Class whose sensitivity at 90 % specificity (threshold chosen on validation) is reported. "
-                   "Default: class 1 of a binary problem, else 'malignant' when present.")
+              help=FOLDS_HELP + " Writes OUT/foldF, OUT/oof_predictions.csv and OUT/oof_metrics.json.")
+@click.option("--positive-class", default=None, metavar="NAME", help=POSITIVE_CLASS_HELP)
 @click.option("--epochs", type=int, default=None, help=DEFAULT_EPOCHS_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Label draw, head init and shuffling.")
 @click.option("--seeds", type=int, default=1, show_default=True,

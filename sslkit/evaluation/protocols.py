@@ -57,6 +57,15 @@ PROTOCOL_HELP = " ".join(f"{p.name}: {p.summary}" for p in PROTOCOLS.values())
 DEFAULT_EPOCHS_HELP = "Default per protocol: " + ", ".join(f"{p.name} {p.default_epochs}" for p in PROTOCOLS.values()) + "."
 
 
+#: ``--folds``' help text, shared by ``sslkit finetune`` and ``sslkit compare`` (each adds its default).
+FOLDS_HELP = ("K >= 3: grouped, stratified K-fold over the labelled pool (patients and near-duplicates never straddle "
+              "folds): each fold is the test part once, the next fold validation, labels are drawn from the rest; "
+              "figures and intervals over every out-of-fold prediction. 1: one split (the data's own, or the paper's).")
+#: ``--positive-class``' help text.
+POSITIVE_CLASS_HELP = ("Class whose sensitivity at 90 % specificity (threshold chosen on validation) is reported. "
+                       "Default: class 1 of a binary problem, else 'malignant' when present.")
+
+
 def get_protocol(name: str) -> Protocol:
     """The protocol called ``name``; an unknown name is one sentence suggesting the closest."""
     protocol = PROTOCOLS.get(name)
