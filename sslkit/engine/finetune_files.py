@@ -39,6 +39,8 @@ def write_run(out: Path, config, classifier: Classifier, records: FinetuneRecord
         "in_chans": config.in_chans,
         "eval_batch_size": config.eval_batch_size,
         "paper_splits": config.paper_splits,
+        "folds": config.folds,
+        "fold": config.fold,
     }
     save_classifier(classifier, out / "classifier", {
         "class_names": records.class_names,

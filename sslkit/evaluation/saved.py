@@ -57,8 +57,10 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
         )
     # "paper_split_sizes" (val/test capped at 100) is what classifiers saved before the paper splits wrote
     cap = PAPER_SPLIT_SIZE if info.get("paper_split_sizes") else None
+    # a classifier fine-tuned on one fold of --folds K is re-scored on that fold's test part
     records = select_records(ds, None, seed=0, split_seed=split_seed, cap_val=cap, cap_test=cap,
-                             paper=bool(info.get("paper_splits")))
+                             paper=bool(info.get("paper_splits")), folds=int(info.get("folds") or 1),
+                             fold=int(info.get("fold") or 0))
     chosen = {"train": records.labelled, "val": records.val, "test": records.test}[split]
     if not chosen:
         raise UserError(f"the '{split}' split of '{ds.name}' has no labelled images")

@@ -146,3 +146,8 @@ def test_finetune_folds_predict_every_labelled_image_exactly_once(tmp_path):
     assert sorted({int(r["fold"]) for r in rows}) == [0, 1, 2]
     assert result.metrics.n_samples == 48 and "FoldsResult(3 folds" in repr(result)
     assert all((tmp_path / "ft" / f"fold{f}" / "metrics.json").is_file() for f in range(3))
+    # `sslkit evaluate` re-scores a fold's classifier on that fold's own test part
+    from sslkit.evaluation.saved import evaluate_saved_classifier
+
+    again = evaluate_saved_classifier(tmp_path / "ft" / "fold1", split="test", device="cpu", plugins=tiny_plugins())
+    assert again.metrics.scalars == result.folds[1].metrics["test"].scalars
