@@ -188,7 +188,11 @@ def gather_to_main(obj: Any, dist: DistInfo) -> list[Any] | None:
     torch.distributed.gather_object(buffer.getvalue(), gathered, dst=0)
     if gathered is None:
         return None
-    return [torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False) for payload in gathered]
+    # Read back like a checkpoint (tensors and plain values only): the state is checked to be
+    # that at the first save anyway, so nothing from another process is ever unpickled freely.
+    from sslkit.safeload import safe_load
+
+    return [safe_load(io.BytesIO(payload)) for payload in gathered]
 
 
 def broadcast_object(obj: Any, dist: DistInfo) -> Any:

@@ -54,7 +54,7 @@ from sslkit.engine.callbacks import (
     StopOnCtrlC,
     stop_on_sigint,
 )
-from sslkit.engine.checkpoint import atomic_save, load_latest_good
+from sslkit.engine.checkpoint import atomic_save, check_plain_state, load_latest_good
 from sslkit.engine.config import RESUMABLE_OVERRIDES, PretrainConfig, load_run_config, save_config, validate
 from sslkit.engine.device import resolve_device
 from sslkit.engine.distributed import (
@@ -220,7 +220,11 @@ def save_checkpoint(parts: RunParts, state: TrainState, progress: Any, name: str
     dist = parts.dist
     if not _parameters_finite(parts.predictor, dist):
         raise TrainingDiverged(state.diverged("the weights became NaN/inf", state.step))
-    ranks = gather_to_main(TrainState.rank_state(parts), dist) if dist.distributed else None
+    own = TrainState.rank_state(parts)
+    if not state.plain_state_checked:  # once: a masker whose state a safe loader cannot read back
+        check_plain_state(own["masker"], f"the state of masker '{parts.config.masker}'")
+        state.plain_state_checked = True
+    ranks = gather_to_main(own, dist) if dist.distributed else None
     _check_masker_sync(parts, state, progress)
     path = checkpoint_path(state.run_dir, name)
     if dist.is_main:

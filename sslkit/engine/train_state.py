@@ -60,11 +60,13 @@ class TrainState:
     stats: EpochStats = dataclasses.field(default_factory=EpochStats)
     train_seconds: float = 0.0
     # Not saved: random states waiting for the first batch, the newest checkpoint that is known
-    # good, the processes' agreed Ctrl-C flag and whether masker drift was reported.
+    # good, the processes' agreed Ctrl-C flag, whether masker drift was reported and whether the
+    # masker's state was checked to be loadable without unpickling code.
     pending_rng: dict[str, Any] | None = None
     last_good: tuple[Path, int] | None = None
     stop_agreed: bool = False
     masker_drift_reported: bool = False
+    plain_state_checked: bool = False
 
     @property
     def run_dir(self) -> Path:

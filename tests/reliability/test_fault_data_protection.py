@@ -97,7 +97,7 @@ def test_checkpoint_stays_a_plain_torch_file_with_its_digest(tmp_path):
     path = atomic_save({"format": FORMAT, "x": torch.arange(5)}, tmp_path / "c.pt")
     stored, actual = stored_digest(path)
     assert stored == actual and len(stored) == 64
-    assert torch.equal(torch.load(path, weights_only=False)["x"], torch.arange(5))
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.arange(5))
 
 
 # ------------------------------------------------------------------------- temporaries
