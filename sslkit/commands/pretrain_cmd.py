@@ -219,7 +219,7 @@ def _pretrain(ctx: click.Context, config_file: str | None, resume: str | None, d
     except TrainingInterrupted as interrupted:
         if dist.is_main:
             click.echo(interrupted.message, err=True)
-        ctx.exit(130)
+        ctx.exit(interrupted.exit_code)
     if not config.quiet and dist.is_main:
         run_dir = final["run_dir"]
         logdir = config.logdir or f"{run_dir}/tensorboard"

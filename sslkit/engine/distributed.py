@@ -157,6 +157,15 @@ def all_finite(value: torch.Tensor, dist: DistInfo) -> bool:
     return everywhere(torch.isfinite(value.detach()).all(), dist)
 
 
+def max_over_processes(value: int, dist: DistInfo) -> int:
+    """The largest of every process's ``value`` (e.g. which stop signal arrived where)."""
+    if not _active(dist):
+        return int(value)
+    tensor = torch.tensor([int(value)], dtype=torch.int64, device=collective_device(torch.device("cpu")))
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def barrier(dist: DistInfo) -> None:
     """Wait for every process (e.g. until rank 0 has written a checkpoint)."""
     if _active(dist):

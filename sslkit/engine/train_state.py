@@ -20,6 +20,7 @@ from sslkit.engine.checkpoint import FORMAT, FORMAT_VERSION, capture_rng_states,
 from sslkit.engine.config import PretrainConfig
 from sslkit.engine.epoch_stats import EpochStats
 from sslkit.errors import UserError, first_line
+from sslkit.stop_signals import exit_code_of, signal_name
 
 if TYPE_CHECKING:
     from sslkit.engine.run_parts import RunParts
@@ -39,13 +40,15 @@ class TrainingDiverged(UserError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the current step finished and a checkpoint was saved; resume with ``--resume``."""
+    """Ctrl-C, SIGTERM or SIGUSR1 (:mod:`sslkit.stop_signals`): the current step finished and a
+    checkpoint was saved; resume with ``--resume``. Exit status 128 + the signal's number."""
 
-    def __init__(self, message: str, run_dir: Path, step: int):
+    def __init__(self, message: str, run_dir: Path, step: int, signum: int | None = None):
         super().__init__(message)
         self.message = message
         self.run_dir = run_dir
         self.step = step
+        self.exit_code = exit_code_of(signum)
 
 
 @dataclasses.dataclass
@@ -188,17 +191,19 @@ class TrainState:
         return (f"cannot write {target}: {error.strerror or error}; {self.kept()}; "
                 f"free some space (or fix the folder's permissions), then {then}")
 
-    def interrupted(self, path: Path) -> TrainingInterrupted:
+    def interrupted(self, path: Path, signum: int | None = None) -> TrainingInterrupted:
+        by = "" if signal_name(signum) == "Ctrl-C" else f" by {signal_name(signum)}"
         message = (
-            f"Interrupted after step {self.step}; checkpoint saved to {path}; "
+            f"Interrupted{by} after step {self.step}; checkpoint saved to {path}; "
             f"continue with: sslkit pretrain --resume {self.run_dir}"
         )
-        return TrainingInterrupted(message, self.run_dir, self.step)
+        return TrainingInterrupted(message, self.run_dir, self.step, signum)
 
-    def interrupted_again(self) -> TrainingInterrupted:
-        """A second Ctrl-C while the first one's checkpoint was being written."""
+    def interrupted_again(self, signum: int | None = None) -> TrainingInterrupted:
+        """A second stop signal while the first one's checkpoint was being written."""
         if self.last_good is not None:
             then = f"{self.kept()}; continue with: sslkit pretrain --resume {self.run_dir}"
         else:
             then = "no checkpoint had been written yet, so the run folder is removed; start the run again"
-        return TrainingInterrupted(f"Interrupted again before a checkpoint was saved; {then}", self.run_dir, self.step)
+        return TrainingInterrupted(f"Interrupted again before a checkpoint was saved; {then}", self.run_dir, self.step,
+                                   signum)
