@@ -64,6 +64,7 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
     import time
     from pathlib import Path
 
+    from sslkit.engine.run_lock import locked_output
     from sslkit.errors import UserError
     from sslkit.evaluation.reporting import print_metrics, write_metrics_files
 
@@ -82,7 +83,8 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
         extra = {"kind": "knn", "encoder": str(encoder), "k": result.k, "temperature": temperature,
                  "bank_size": result.bank_size, "feature_dim": result.feature_dim, "seconds": seconds}
         if out:
-            write_metrics_files(out, {split: result.metrics}, stem=f"knn_{split}", extra=extra)
+            with locked_output(out):
+                write_metrics_files(out, {split: result.metrics}, stem=f"knn_{split}", extra=extra)
         if as_json:
             click.echo(json.dumps({**extra, "metrics": result.metrics.to_dict()}, indent=2))
             return
@@ -105,9 +107,10 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
     extra = {"kind": "classifier", "classifier": str(classifier), "data": evaluation.data,
              "protocol": evaluation.info.get("protocol"), "seconds": seconds}
     if target is not None:
-        write_metrics_files(target, {split: evaluation.metrics}, stem=f"evaluate_{split}", extra=extra)
-        if evaluation.run_dir is not None and target == evaluation.run_dir:
-            _log_tensorboard(target, split, evaluation)
+        with locked_output(target):  # e.g. not while a fine-tuning still writes that run folder
+            write_metrics_files(target, {split: evaluation.metrics}, stem=f"evaluate_{split}", extra=extra)
+            if evaluation.run_dir is not None and target == evaluation.run_dir:
+                _log_tensorboard(target, split, evaluation)
     if as_json:
         click.echo(json.dumps({**extra, "metrics": evaluation.metrics.to_dict()}, indent=2))
         return

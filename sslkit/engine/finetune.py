@@ -215,8 +215,11 @@ def run_seeds(config: FinetuneConfig, seeds: int, plugins=None, *,
 
 def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str], None] | None = None) -> FinetuneResult:
     """Fine-tune and score one classifier as ``config`` says; writes the run dir when ``out`` is set."""
+    from sslkit.engine.run_lock import locked_output
+
     validate(config)
-    with cpu_threads(config.threads):
+    # one command per --out (the same refusal as pretraining); a failed new folder is removed
+    with cpu_threads(config.threads), locked_output(config.out, finished_marker="metrics.json"):
         return _run_finetuning(config, plugins, log)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from fault_helpers import TINY_BACKBONE
+from fault_helpers import TINY_BACKBONE, run_sslkit
 
 from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
 
@@ -50,3 +50,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def stopped_compare(tiny_npz, tmp_path_factory):
+    """A ``compare`` that SIGTERM stopped after its pretraining's step 2: (its arguments without
+    ``--out``/``--runs-dir``, its folder, the finished process). Tests copy the folder to change it."""
+    from sslkit.engine.train_loop import SIGNAL_ENV
+
+    folder = tmp_path_factory.mktemp("stopped-compare")
+    args = ["compare", "--maskers", "random", "--no-scratch", "--seeds", "1", "--data", f"npz:{tiny_npz}",
+            "--labels", "all", "--protocol", "linear", "--backbone", TINY_BACKBONE, "--image-size", "32",
+            "--pretrain-epochs", "2", "--pretrain-batch-size", "4", "--finetune-epochs", "1", "--device", "cpu",
+            "--threads", "1", "--quiet"]
+    result = run_sslkit([*args, "--out", str(folder / "results"), "--runs-dir", str(folder / "runs")],
+                        **{SIGNAL_ENV: "2:SIGTERM"})
+    return args, folder, result

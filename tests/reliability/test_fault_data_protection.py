@@ -139,6 +139,8 @@ def test_disk_full_mid_checkpoint_keeps_the_previous_one_and_resume_continues(cl
     real_save, calls = torch.save, []
 
     def save_then_fill_the_disk(obj, handle, *a, **k):  # the 3rd checkpoint (step 3) hits a full disk
+        if isinstance(handle, io.BytesIO):  # in memory (the masker-state check), not a file
+            return real_save(obj, handle, *a, **k)
         calls.append(1)
         if len(calls) != 3:
             return real_save(obj, handle, *a, **k)

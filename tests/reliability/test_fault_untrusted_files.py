@@ -67,18 +67,12 @@ def test_pretrain_resume_refuses_a_signed_checkpoint_that_would_run_code(cli, ti
     assert "a pickled 'exec'" in line and "could run code" in line
 
 
-def test_a_compare_rerun_refuses_the_checkpoint_in_its_runs_folder(tiny_npz, tmp_path, marker):
-    from sslkit.engine.pretrain import INTERRUPT_ENV
-
-    args = ["compare", "--maskers", "random", "--no-scratch", "--seeds", "1", "--data", f"npz:{tiny_npz}",
-            "--labels", "all", "--protocol", "linear", "--backbone", TINY_BACKBONE, "--image-size", "32",
-            "--pretrain-epochs", "2", "--pretrain-batch-size", "4", "--finetune-epochs", "1", "--device", "cpu",
-            "--threads", "1", "--out", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
-    first = run_sslkit(args, **{INTERRUPT_ENV: "1"})  # interrupted: the cell's pretraining has a last.pt
-    assert first.returncode == 130, first.stderr
-    last = next((tmp_path / "runs").rglob("last.pt"))
+def test_a_compare_rerun_refuses_the_checkpoint_in_its_runs_folder(stopped_compare, tmp_path, marker):
+    args, stopped_folder, _ = stopped_compare
+    shutil.copytree(stopped_folder, tmp_path / "cmp")
+    last = next((tmp_path / "cmp" / "runs").rglob("last.pt"))
     _evil_checkpoint(last, marker)
-    again = run_sslkit(args)
+    again = run_sslkit([*args, "--out", str(tmp_path / "cmp" / "results"), "--runs-dir", str(tmp_path / "cmp" / "runs")])
     _refused(again.returncode, again.stderr, str(last))
 
 
