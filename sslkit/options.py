@@ -27,8 +27,10 @@ def parse_option_value(text: str) -> Any:
     """``'0.25'`` -> 0.25, ``'true'`` -> True, ``'[1, 2]'`` -> [1, 2], other text stays text."""
     import yaml
 
+    from sslkit.yaml_data import load_yaml
+
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         return text
     return text if value is None and text.strip().lower() not in ("null", "none", "~") else value

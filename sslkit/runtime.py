@@ -30,7 +30,9 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
     check_threads(threads)
     before = torch.get_num_threads()
     if threads:
-        torch.set_num_threads(int(threads))
+        from sslkit.cpu_cores import cap_threads  # never more threads than usable cores
+
+        torch.set_num_threads(cap_threads(int(threads)))
     try:
         yield
     finally:

@@ -192,11 +192,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config into raw values (keys checked, values not yet coerced)."""
     import yaml
 
+    from sslkit.yaml_data import load_yaml
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         first = first_line(error)
         raise UserError(f"config file '{path}' is not valid YAML ({first})") from None

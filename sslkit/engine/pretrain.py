@@ -261,8 +261,10 @@ def _announce(parts: RunParts, state: TrainState, log: Any, progress: Any, resum
     if config.precision == "fp16" and parts.device.type == "cpu":
         progress.print("note: fp16 on the CPU is emulated and very slow; --precision bf16 is the CPU's fast choice")
     if resuming:
-        if state.epoch >= config.epochs:
-            progress.print(f"{state.run_dir} already finished its {config.epochs} epoch(s); nothing to do.")
+        if state.epoch >= config.epochs:  # said even with --quiet: otherwise nothing at all is printed
+            if dist.is_main:
+                _say(f"{state.run_dir} already finished its {config.epochs} epoch(s) (step {state.step}); nothing to "
+                     f"do: its encoder is {state.run_dir / 'encoder'}; to train longer, start a new run")
         else:
             progress.print(f"Resuming {state.run_dir} at epoch {state.epoch + 1}, batch {state.batch + 1} (step {state.step}).")
         return
@@ -291,6 +293,10 @@ def _speed_settings(parts: RunParts) -> str:
 
 def _warn(message: str) -> None:
     """A warning on stderr before the progress display exists (e.g. a corrupt checkpoint)."""
+    _say(f"warning: {message}")
+
+
+def _say(message: str) -> None:
     import click
 
-    click.echo(f"warning: {message}", err=True)
+    click.echo(message, err=True)
