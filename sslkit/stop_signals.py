@@ -37,10 +37,16 @@ class Interrupted(KeyboardInterrupt):
     """A stop signal that interrupts at once (a second one, or one outside pretraining); a
     KeyboardInterrupt, so everything written for Ctrl-C handles it, with the signal's exit code."""
 
-    def __init__(self, signum: int):
-        super().__init__(signal_name(signum))
+    def __init__(self, signum: int | None, message: str | None = None):
+        super().__init__(message or signal_name(signum))
         self.signum = signum
         self.exit_code = exit_code_of(signum)
+        self.message = message  # what the command line prints (None: "Interrupted.")
+
+
+def interrupted(error: KeyboardInterrupt, message: str) -> Interrupted:
+    """``error`` (Ctrl-C or another stop signal) again, with the sentence saying what was kept."""
+    return Interrupted(getattr(error, "signum", None), message)
 
 
 class StopRequest(threading.Event):

@@ -43,6 +43,12 @@ def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, 
 
     if not main_process_only("evaluate"):
         return
+    import math
+
+    from sslkit.errors import UserError
+
+    if not math.isfinite(temperature) or temperature < 0:  # -1 or nan would quietly become majority votes
+        raise UserError(f"--temperature must be a positive number (or 0 for plain majority votes), got {temperature}")
 
     from rich.console import Console
 
@@ -116,7 +122,11 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
         return
     title = f"{evaluation.info.get('protocol')} classifier on {split} ({evaluation.metrics.n_samples} images)"
     print_metrics(console, evaluation.metrics, title)
-    check = compare_with_run(evaluation)
+    try:
+        check = compare_with_run(evaluation)
+    except UserError as error:  # the figures above stand; only the comparison is lost
+        console.print(f"[yellow]warning:[/yellow] {error.message}", highlight=False)
+        check = None
     if check is not None:
         same, pairs = check
         if same:

@@ -20,6 +20,7 @@ from sslkit.data.records import SPLIT_NAMES
 from sslkit.choices import DEVICE_CHOICES, OPTIMIZERS, PRECISION_CHOICES, SKIP_SETTINGS
 from sslkit.errors import UserError, first_line
 from sslkit.registry import closest
+from sslkit.options import check_backbone_options, check_seed
 from sslkit.runtime import check_threads
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -283,6 +284,9 @@ def validate(config: PretrainConfig) -> PretrainConfig:
     )
     need(config.workers >= 0, f"workers must be zero or positive, got {config.workers}")
     check_threads(config.threads, "threads")
+    check_seed(config.seed, "seed")
+    check_backbone_options(config.backbone_options)
+    check_seed(config.split_seed, "split-seed")
     for key in ("log_every", "log_images_every", "checkpoint_every", "checkpoint_every_steps", "knn_every"):
         need(getattr(config, key) >= 0, f"{key.replace('_', '-')} must be zero (never) or positive, got {getattr(config, key)}")
     need(config.log_every >= 1, f"log-every must be at least 1, got {config.log_every}")
