@@ -46,10 +46,11 @@ from sslkit.errors import UserError
 from sslkit.evaluation.classifier import evaluate_loader, new_classifier, predict_indexed
 from sslkit.evaluation.labels import LabelBudget, parse_label_budget, select_records
 from sslkit.evaluation.metrics import Metrics, class_weights, classification_metrics
-from sslkit.evaluation.protocols import CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_classes_learnable, check_trainable, get_protocol
+from sslkit.evaluation.protocols import (CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_classes_learnable,
+                                        check_trainable, get_protocol)
 from sslkit.fileio import atomic_write_text
-from sslkit.rundir import inherit_data_settings, locate_encoder
 from sslkit.options import check_backbone_options, check_seed
+from sslkit.rundir import inherit_data_settings, locate_encoder
 from sslkit.runtime import check_threads, cpu_threads
 
 
