@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from fault_helpers import TINY_BACKBONE, run_sslkit
+from fault_helpers import TINY_BACKBONE
 
 from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
 
@@ -54,8 +54,13 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def stopped_compare(tiny_npz, tmp_path_factory):
-    """A ``compare`` that SIGTERM stopped after its pretraining's step 2: (its arguments without
-    ``--out``/``--runs-dir``, its folder, the finished process). Tests copy the folder to change it."""
+    """A ``compare`` that SIGTERM (really sent, by a test hook) stopped after its pretraining's
+    step 2, run in this process: (its arguments without ``--out``/``--runs-dir``, its folder, its
+    exit code, its stderr). Tests copy the folder to change it."""
+    import contextlib
+    import io
+
+    from sslkit.cli import run_cli
     from sslkit.engine.train_loop import SIGNAL_ENV
 
     folder = tmp_path_factory.mktemp("stopped-compare")
@@ -63,6 +68,9 @@ def stopped_compare(tiny_npz, tmp_path_factory):
             "--labels", "all", "--protocol", "linear", "--backbone", TINY_BACKBONE, "--image-size", "32",
             "--pretrain-epochs", "2", "--pretrain-batch-size", "4", "--finetune-epochs", "1", "--device", "cpu",
             "--threads", "1", "--quiet"]
-    result = run_sslkit([*args, "--out", str(folder / "results"), "--runs-dir", str(folder / "runs")],
-                        **{SIGNAL_ENV: "2:SIGTERM"})
-    return args, folder, result
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        patch.setenv(SIGNAL_ENV, "2:SIGTERM")
+        patch.setenv("SSLKIT_DEBUG", "")
+        code = run_cli([*args, "--out", str(folder / "results"), "--runs-dir", str(folder / "runs")])
+    return args, folder, code, err.getvalue()

@@ -19,7 +19,7 @@ from sslkit.engine.run_lock import RunDirLock
 
 def _finetune_args(tiny_npz, out, seed: int) -> list[str]:
     return ["finetune", "--from-scratch", "--backbone", TINY_BACKBONE, "--data", f"npz:{tiny_npz}", "--image-size", "32",
-            "--protocol", "full", "--epochs", "2", "--batch-size", "4", "--labels", "all", "--threads", "1",
+            "--protocol", "full", "--epochs", "1", "--batch-size", "4", "--labels", "all", "--threads", "1",
             "--device", "cpu", "--seed", str(seed), "--out", str(out), "--quiet"]
 
 

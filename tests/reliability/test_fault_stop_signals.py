@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from fault_helpers import read_checkpoint, run_sslkit
+from fault_helpers import read_checkpoint
 
 from sslkit.engine.train_loop import SIGNAL_ENV
 
@@ -24,23 +24,27 @@ def _same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-def _stop(tiny_args, run_dir, name: str, code: int) -> None:
-    stopped = run_sslkit(["pretrain", *tiny_args, "--out", str(run_dir)], **{SIGNAL_ENV: f"4:{name}"})
-    assert stopped.returncode == code, stopped.stderr
-    assert stopped.stderr.strip().splitlines()[-1] == (
+def _stop(cli, monkeypatch, tiny_args, run_dir, name: str, code: int) -> None:
+    """The signal really sent to this process after step 4 (a test hook), handled in-process."""
+    monkeypatch.setenv(SIGNAL_ENV, f"4:{name}")
+    got, _, err = cli("pretrain", *tiny_args, "--out", str(run_dir))
+    monkeypatch.delenv(SIGNAL_ENV)
+    assert got == code, err
+    assert err.strip().splitlines()[-1] == (
         f"Interrupted by {name} after step 4; checkpoint saved to {run_dir / 'checkpoints' / 'last.pt'}; "
         f"continue with: sslkit pretrain --resume {run_dir}")
     assert read_checkpoint(run_dir)["step"] == 4
+    assert signal.getsignal(getattr(signal, name)) is signal.SIG_DFL  # handlers restored
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="no SIGUSR1 here")
-def test_sigusr1_saves_the_step_and_exits_128_plus_its_number(tiny_args, tmp_path):
-    _stop(tiny_args, tmp_path / "run", "SIGUSR1", 128 + signal.SIGUSR1)
+def test_sigusr1_saves_the_step_and_exits_128_plus_its_number(cli, monkeypatch, tiny_args, tmp_path):
+    _stop(cli, monkeypatch, tiny_args, tmp_path / "run", "SIGUSR1", 128 + signal.SIGUSR1)
 
 
-def test_sigterm_saves_the_step_then_resume_equals_the_uninterrupted_run(cli, tiny_args, tmp_path):
+def test_sigterm_saves_the_step_then_resume_equals_the_uninterrupted_run(cli, monkeypatch, tiny_args, tmp_path):
     run_dir = tmp_path / "run"
-    _stop(tiny_args, run_dir, "SIGTERM", 143)
+    _stop(cli, monkeypatch, tiny_args, run_dir, "SIGTERM", 143)
     assert cli("pretrain", *tiny_args, "--out", str(tmp_path / "full"))[0] == 0
     code, _, err = cli("pretrain", "--resume", str(run_dir))
     assert code == 0, err
@@ -50,9 +54,9 @@ def test_sigterm_saves_the_step_then_resume_equals_the_uninterrupted_run(cli, ti
 
 
 def test_sigterm_in_compare_pretraining_saves_and_exits_143_with_the_rerun_hint(stopped_compare):
-    _, folder, stopped = stopped_compare
-    assert stopped.returncode == 143, stopped.stderr
-    assert "Interrupted; finished cells and checkpoints are kept in" in stopped.stderr.strip().splitlines()[-1]
+    _, folder, code, err = stopped_compare
+    assert code == 143, err
+    assert "Interrupted; finished cells and checkpoints are kept in" in err.strip().splitlines()[-1]
     last = next((folder / "runs").rglob("last.pt"))
     assert read_checkpoint(last.parent.parent)["step"] == 2
 

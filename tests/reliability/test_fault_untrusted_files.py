@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fault_helpers import TINY_BACKBONE, one_sentence, run_sslkit
+from fault_helpers import TINY_BACKBONE, one_sentence
 
 from sslkit.engine.checkpoint import FORMAT, atomic_save
 
@@ -67,13 +67,13 @@ def test_pretrain_resume_refuses_a_signed_checkpoint_that_would_run_code(cli, ti
     assert "a pickled 'exec'" in line and "could run code" in line
 
 
-def test_a_compare_rerun_refuses_the_checkpoint_in_its_runs_folder(stopped_compare, tmp_path, marker):
-    args, stopped_folder, _ = stopped_compare
+def test_a_compare_rerun_refuses_the_checkpoint_in_its_runs_folder(cli, stopped_compare, tmp_path, marker):
+    args, stopped_folder, _, _ = stopped_compare
     shutil.copytree(stopped_folder, tmp_path / "cmp")
     last = next((tmp_path / "cmp" / "runs").rglob("last.pt"))
     _evil_checkpoint(last, marker)
-    again = run_sslkit([*args, "--out", str(tmp_path / "cmp" / "results"), "--runs-dir", str(tmp_path / "cmp" / "runs")])
-    _refused(again.returncode, again.stderr, str(last))
+    code, _, err = cli(*args, "--out", str(tmp_path / "cmp" / "results"), "--runs-dir", str(tmp_path / "cmp" / "runs"))
+    _refused(code, err, str(last))
 
 
 @pytest.fixture
