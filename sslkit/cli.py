@@ -133,7 +133,8 @@ def cli(plugin_files: tuple[str, ...], debug: bool) -> None:
 
     \b
     Exit codes: 0 done, 1 system fault (disk full, permissions) or unexpected error,
-    2 bad input, 3 training diverged, 130 interrupted.
+    2 bad input, 3 training diverged, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM,
+    138 stopped by SIGUSR1 (pretraining saves a checkpoint first and prints how to resume).
     """
     if debug:
         os.environ[DEBUG_ENV] = "1"  # also reaches the processes --nproc starts
@@ -162,7 +163,8 @@ def run_cli(args: list[str] | None = None) -> int:
 
     0 done; 1 a system fault (disk full, permission denied, read-only) or an unexpected error,
     whose full traceback ``--debug`` / ``SSLKIT_DEBUG=1`` shows; 2 bad input (and usage errors);
-    3 training diverged; 130 interrupted (Ctrl-C, twice included).
+    3 training diverged; 128 + N stopped by signal N: 130 Ctrl-C (twice included), 143 SIGTERM,
+    138 SIGUSR1 (:mod:`sslkit.stop_signals`).
     """
     try:
         result = cli.main(args=args, prog_name="sslkit", standalone_mode=False)
@@ -177,7 +179,7 @@ def run_cli(args: list[str] | None = None) -> int:
         cause = error.__cause__ or error.__context__
         message = getattr(error, "message", None) or getattr(cause, "message", None)
         click.echo(message or "Interrupted.", err=True)
-        return 130
+        return int(getattr(error, "exit_code", None) or getattr(cause, "exit_code", None) or 130)
     except Exception as error:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
         if debug_enabled():
             traceback.print_exc()

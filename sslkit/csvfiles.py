@@ -39,10 +39,14 @@ def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], float_fo
 
 def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
               float_format: str | None = None) -> Path:
-    """Write ``rows`` as ``path`` atomically (parent folders created); returns the path."""
-    from sslkit.fileio import atomic_write_text
+    """Write ``rows`` as ``path`` atomically (parent folders created); returns the path.
+
+    UTF-8, except that a file name which is not UTF-8 (Python holds its bytes as surrogates,
+    e.g. ``img\udcff.png``) is written back as its own bytes, so the row names the very file."""
+    from sslkit.fileio import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, csv_text(rows, columns, float_format))
+    data = csv_text(rows, columns, float_format).encode("utf-8", "surrogateescape")
+    atomic_write(path, lambda handle: handle.write(data))
     return path

@@ -9,7 +9,8 @@ read-only file system) is a :class:`SystemFault` (exit status 1); the CLI bounda
 ``SSLKIT_DEBUG=1``) for the full traceback in bug reports.
 
 Exit codes: 0 done, 1 a system fault or an unexpected error, 2 a user error, 3 training diverged,
-130 interrupted (Ctrl-C; what was finished is kept).
+128 + N stopped by signal N, what was finished kept: 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1
+(:mod:`sslkit.stop_signals`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ file, also when the writer (``torch.save``) wrapped it in a ``RuntimeError``.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
@@ -86,12 +87,19 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+#: the temporary safetensors itself writes first (Rust's ``tempfile``: ``.tmp`` + random letters),
+#: left behind when a SIGKILL lands mid-export (a 19.7 MB ``encoder/.tmpXXXXXX``, mode 0600)
+_LIBRARY_TEMPORARY = re.compile(r"\.tmp[A-Za-z0-9_]{4,12}")
+
+
 def stale_temporaries(folder: str | Path) -> list[Path]:
-    """The temporaries :func:`atomic_write_path` leaves in ``folder`` when killed mid-write."""
+    """The temporaries :func:`atomic_write_path` (or a library writing inside it) leaves in
+    ``folder`` when killed mid-write."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(TMP_SUFFIX) and p.is_file())
+    return sorted(p for p in folder.iterdir() if p.is_file() and (
+        (p.name.startswith(".") and p.name.endswith(TMP_SUFFIX)) or _LIBRARY_TEMPORARY.fullmatch(p.name)))
 
 
 def remove_stale_temporaries(*folders: str | Path) -> int:

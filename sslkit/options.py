@@ -18,6 +18,7 @@ command line shows as one sentence naming the plugin and the option (exit code 2
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sslkit.errors import UserError
@@ -27,8 +28,10 @@ def parse_option_value(text: str) -> Any:
     """``'0.25'`` -> 0.25, ``'true'`` -> True, ``'[1, 2]'`` -> [1, 2], other text stays text."""
     import yaml
 
+    from sslkit.yaml_data import load_yaml
+
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError:
         return text
     return text if value is None and text.strip().lower() not in ("null", "none", "~") else value
@@ -68,10 +71,13 @@ class OptionChecks:
         """The error for any other rule a plugin has (``raise check.fail("grid exceeds ...")``)."""
         return UserError(f"{self.what}: {message}")
 
-    def whole(self, name: str, value: Any, minimum: int = 1) -> int:
-        """A whole number >= ``minimum`` (``2.0`` is accepted as 2; ``True`` is not a number)."""
-        if not _is_number(value) or float(value) != int(value) or value < minimum:
+    def whole(self, name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+        """A whole number >= ``minimum`` and, when given, <= ``maximum`` (``2.0`` is accepted as 2;
+        ``True`` is not a number)."""
+        if not _is_number(value) or not math.isfinite(value) or float(value) != int(value) or value < minimum:
             raise self.fail(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise self.fail(f"{name} must be a whole number from {minimum} to {maximum}, got {value!r}")
         return int(value)
 
     def number(self, name: str, value: Any, low: float, high: float | None = None, *, open_low: bool = False) -> float:
@@ -96,3 +102,25 @@ class OptionChecks:
         if not isinstance(value, bool):
             raise self.fail(f"{name} must be true or false, got {value!r}")
         return value
+
+
+#: seeds reach torch.manual_seed, which takes a signed 64-bit number
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+def check_seed(value: Any, option: str = "--seed") -> None:
+    """A seed PyTorch accepts (64 bits): ``--seed 2**70`` was an unexpected OverflowError."""
+    low, high = SEED_RANGE
+    if value is not None and not low <= int(value) <= high:
+        raise UserError(f"{option} must fit in 64 bits (from -2**63 to 2**63-1), got {value}")
+
+
+#: backbone options sslkit sets itself, from its own options
+OWN_BACKBONE_OPTIONS = {"in_chans": "--in-chans"}
+
+
+def check_backbone_options(options: Any, where: str = "--backbone-opt") -> None:
+    """Refuse a backbone option sslkit passes itself (``in_chans=3`` was an unexpected TypeError)."""
+    for key, instead in OWN_BACKBONE_OPTIONS.items():
+        if key in (options or {}):
+            raise UserError(f"{where} {key} is set by sslkit itself; use {instead}")

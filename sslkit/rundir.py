@@ -18,6 +18,8 @@ def locate_encoder(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """(exported encoder dir or file, the pretraining config.yaml or {}) from what users pass."""
     import yaml
 
+    from sslkit.yaml_data import load_yaml
+
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"encoder '{path}' does not exist (give a pretraining run dir or an exported encoder)")
@@ -26,8 +28,8 @@ def locate_encoder(path: str | Path) -> tuple[Path, dict[str, Any]]:
         config_file = path / "config.yaml"
         if config_file.is_file():
             try:
-                run_config = yaml.safe_load(config_file.read_text()) or {}
-            except yaml.YAMLError as error:
+                run_config = load_yaml(config_file.read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as error:
                 raise UserError(f"'{config_file}' is not valid YAML ({error})") from None
         return path / "encoder", run_config if isinstance(run_config, dict) else {}
     if path.is_dir() and not (path / "encoder.json").is_file():

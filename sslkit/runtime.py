@@ -8,9 +8,9 @@ per core. Both the engine and evaluation import this module, so it sits outside 
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterator
 
+from sslkit.cpu_cores import usable_cores
 from sslkit.errors import UserError
 
 #: The most threads the automatic default picks. Small models at 64-256 px gain little from more
@@ -26,15 +26,6 @@ def check_threads(threads: int | None, option: str = "--threads") -> None:
     """``threads``: None or 0 = automatic (:func:`default_threads`), else a positive count."""
     if threads is not None and int(threads) < 0:
         raise UserError(f"{option} must be zero (automatic) or positive, got {threads}")
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity: a container's or ``taskset``'s share),
-    not every core of the machine."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def default_threads() -> int:
@@ -73,7 +64,9 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
 
     count = resolved_threads(threads)
     before = torch.get_num_threads()
-    torch.set_num_threads(count)
+    from sslkit.cpu_cores import cap_threads  # never more threads than usable cores
+
+    torch.set_num_threads(cap_threads(count))
     try:
         yield
     finally:

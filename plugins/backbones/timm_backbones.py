@@ -12,7 +12,8 @@ from __future__ import annotations
 from sslkit.hookspecs import hookimpl
 
 OPTIONS = {
-    "weights": "local checkpoint (.safetensors/.pth) of this timm model or an sslkit export; never downloaded",
+    "weights": "local checkpoint (.safetensors/.pth) of this timm model or an sslkit export; never downloaded, "
+               "never unpickled (timm's checkpoint_path= is read the same way)",
     "drop_path_rate": "stochastic depth rate (any other timm.create_model keyword is passed on too)",
     "img_size": "input size for ViT-style models; add dynamic_img_size=true to accept other sizes",
 }

@@ -239,15 +239,18 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
         runs_dir=runs_dir, bootstrap_resamples=bootstrap_resamples,
     )
     command = "sslkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
+    from sslkit.stop_signals import signals_as_interrupts
+
     try:
-        result = run_compare(config, load_plugins_for(ctx), command=command, quiet=quiet,
-                             say=lambda text: console.print(f"[bold cyan]compare[/bold cyan] {text}", highlight=False))
-    except KeyboardInterrupt:  # Ctrl-C: a pretraining cell saved its checkpoint; finished cells are on disk
+        with signals_as_interrupts():  # SIGTERM/SIGUSR1 as Ctrl-C (a pretraining saves first)
+            result = run_compare(config, load_plugins_for(ctx), command=command, quiet=quiet,
+                                 say=lambda text: console.print(f"[bold cyan]compare[/bold cyan] {text}", highlight=False))
+    except KeyboardInterrupt as stopped:  # a pretraining cell saved its checkpoint; finished cells are on disk
         where = runs_dir or f"{out}/runs"
         again = f": {command}" if command else " (the same options)"
         click.echo(f"Interrupted; finished cells and checkpoints are kept in {where}; continue by running the same "
                    f"command again, which reuses finished cells and resumes an interrupted pretraining{again}", err=True)
-        ctx.exit(130)
+        ctx.exit(getattr(stopped, "exit_code", 130))
     from sslkit.evaluation.metrics import CLINICAL_METRICS, SCALAR_METRICS
 
     for budget, summary in result.summaries.items():

@@ -43,6 +43,12 @@ def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, 
 
     if not main_process_only("evaluate"):
         return
+    import math
+
+    from sslkit.errors import UserError
+
+    if not math.isfinite(temperature) or temperature < 0:  # -1 or nan would quietly become majority votes
+        raise UserError(f"--temperature must be a positive number (or 0 for plain majority votes), got {temperature}")
 
     from rich.console import Console
 
@@ -64,6 +70,7 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
     import time
     from pathlib import Path
 
+    from sslkit.engine.run_lock import locked_output
     from sslkit.errors import UserError
     from sslkit.evaluation.reporting import print_metrics, write_metrics_files
 
@@ -82,7 +89,8 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
         extra = {"kind": "knn", "encoder": str(encoder), "k": result.k, "temperature": temperature,
                  "bank_size": result.bank_size, "feature_dim": result.feature_dim, "seconds": seconds}
         if out:
-            write_metrics_files(out, {split: result.metrics}, stem=f"knn_{split}", extra=extra)
+            with locked_output(out):
+                write_metrics_files(out, {split: result.metrics}, stem=f"knn_{split}", extra=extra)
         if as_json:
             click.echo(json.dumps({**extra, "metrics": result.metrics.to_dict()}, indent=2))
             return
@@ -105,15 +113,20 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
     extra = {"kind": "classifier", "classifier": str(classifier), "data": evaluation.data,
              "protocol": evaluation.info.get("protocol"), "seconds": seconds}
     if target is not None:
-        write_metrics_files(target, {split: evaluation.metrics}, stem=f"evaluate_{split}", extra=extra)
-        if evaluation.run_dir is not None and target == evaluation.run_dir:
-            _log_tensorboard(target, split, evaluation)
+        with locked_output(target):  # e.g. not while a fine-tuning still writes that run folder
+            write_metrics_files(target, {split: evaluation.metrics}, stem=f"evaluate_{split}", extra=extra)
+            if evaluation.run_dir is not None and target == evaluation.run_dir:
+                _log_tensorboard(target, split, evaluation)
     if as_json:
         click.echo(json.dumps({**extra, "metrics": evaluation.metrics.to_dict()}, indent=2))
         return
     title = f"{evaluation.info.get('protocol')} classifier on {split} ({evaluation.metrics.n_samples} images)"
     print_metrics(console, evaluation.metrics, title)
-    check = compare_with_run(evaluation)
+    try:
+        check = compare_with_run(evaluation)
+    except UserError as error:  # the figures above stand; only the comparison is lost
+        console.print(f"[yellow]warning:[/yellow] {error.message}", highlight=False)
+        check = None
     if check is not None:
         same, pairs = check
         if same:

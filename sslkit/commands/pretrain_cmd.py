@@ -47,7 +47,9 @@ def _choice(key: str) -> click.Choice:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE.yaml",
               help="Read settings from a YAML file (keys = option names); options given here override it.")
 @click.option("--resume", type=click.Path(file_okay=False), metavar="RUN_DIR",
-              help="Continue a run exactly where its last checkpoint left it.")
+              help="Continue a run exactly where its last checkpoint left it (with its own settings and, on the "
+                   "CPU, its thread count; an edited config.yaml is refused). Ctrl-C, SIGTERM and SIGUSR1 save "
+                   "and print this command.")
 @click.option("--masker", default=_D.masker, show_default=True, help="Masking strategy (see 'sslkit list maskers').")
 @click.option("--masker-opt", multiple=True, metavar="KEY=VALUE", help="Masker option (repeatable), e.g. ratio=0.6 (see sslkit list maskers NAME).")
 @click.option("--backbone", default=_D.backbone, show_default=True,
@@ -228,7 +230,7 @@ def _pretrain(ctx: click.Context, config_file: str | None, resume: str | None, d
     except TrainingInterrupted as interrupted:
         if dist.is_main:
             click.echo(interrupted.message, err=True)
-        ctx.exit(130)
+        ctx.exit(interrupted.exit_code)
     if not config.quiet and dist.is_main:
         run_dir = final["run_dir"]
         logdir = config.logdir or f"{run_dir}/tensorboard"

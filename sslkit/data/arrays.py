@@ -123,6 +123,9 @@ def open_npz(
         images = arrays[images_key]
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
             raise UserError(f"'{path}': {images_key} has shape {images.shape}, expected N x H x W [x C]")
+        if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
+                or images.dtype == np.bool_):  # complex numbers: numpy warned in two lines, then dropped a part
+            raise UserError(f"'{path}': {images_key} holds {images.dtype} values; images must be whole or real numbers")
         n = len(images)
         labels = _labels(arrays.get(f"{prefix}{label_key}"), f"{prefix}{label_key}", path)
         if labels is None and label_key != "labels":

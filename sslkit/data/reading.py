@@ -24,6 +24,10 @@ class BadImage(Exception):
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
+#: the largest image sslkit decodes (16384 x 16384): a 40000 x 40000 PNG is a few kilobytes on
+#: disk and 1.6 GB decoded; OpenCV refused it with an error that escaped as "unexpected"
+MAX_PIXELS = 1 << 28
+
 _SIGNATURES = {
     b"\x89PNG\r\n\x1a\n": "png",
     b"\xff\xd8\xff": "jpeg",
@@ -46,15 +50,15 @@ def sniff_format(head: bytes) -> str | None:
 def quick_check(path: str | os.PathLike) -> str | None:
     """None when ``path`` looks like an intact image, else the reason it is not.
 
-    Cheap (reads at most 32 bytes): it catches empty, non-image and truncated PNG/JPEG/BMP
-    files. A file that passes can still fail to decode; the loader handles that case.
+    Cheap (reads at most 40 bytes): it catches empty, non-image and truncated PNG/JPEG/BMP
+    files, and PNGs too large to decode (their size is in the header). A file that passes can still fail to decode; the loader handles that case.
     """
     try:
         size = os.path.getsize(path)
         if size == 0:
             return "empty file"
         with open(path, "rb") as handle:
-            head = handle.read(16)
+            head = handle.read(24)
             handle.seek(max(0, size - 16))
             tail = handle.read(16)
     except OSError as error:
@@ -64,6 +68,11 @@ def quick_check(path: str | os.PathLike) -> str | None:
         return "not an image file (unknown format signature)"
     if kind == "png" and b"IEND" not in tail:
         return "truncated PNG (no IEND chunk at the end)"
+    if kind == "png" and len(head) >= 24:
+        try:
+            _check_pixels(int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
+        except BadImage as error:
+            return str(error)
     if kind == "jpeg" and b"\xff\xd9" not in tail:
         return "truncated JPEG (no end-of-image marker)"
     if kind == "bmp" and len(head) >= 6:
@@ -111,10 +120,16 @@ def read_image_file(path: str | os.PathLike) -> np.ndarray:
         problem = png_chunk_problem(data.tobytes())
         if problem:  # libpng would print "libpng error: ..." to the terminal before failing
             raise BadImage(problem)
+        if data.size >= 24:  # IHDR, the first chunk: width and height, before anything is decoded
+            width, height = (int.from_bytes(data[k:k + 4].tobytes(), "big") for k in (16, 20))
+            _check_pixels(width, height)
     if kind is None:
         image = None  # never hand text to a decoder that prints warnings
     else:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error as error:  # e.g. OpenCV's own size limit for other formats
+            raise BadImage(f"cannot decode: {str(error).strip().splitlines()[-1][:200]}") from None
     if image is None:
         image = _read_with_pil(path)
     elif image.ndim == 3 and image.shape[2] == 3:
@@ -124,11 +139,18 @@ def read_image_file(path: str | os.PathLike) -> np.ndarray:
     return image
 
 
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise BadImage(f"it is {width} x {height} pixels, more than sslkit decodes ({MAX_PIXELS // 1_000_000} million "
+                       "pixels); downscale it first")
+
+
 def _read_with_pil(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
+            _check_pixels(*image.size)
             image.load()
             if image.mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -137,6 +159,8 @@ def _read_with_pil(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(image)
     except UnidentifiedImageError:
         raise BadImage("not a readable image") from None
+    except Image.DecompressionBombError as error:
+        raise BadImage(f"cannot decode: {error}") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise BadImage(f"cannot decode: {error}") from None
 

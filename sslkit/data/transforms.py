@@ -83,11 +83,13 @@ def load_pipeline_file(path: str | Path):
     """A user pipeline from a YAML or JSON file (see :func:`build_user_pipeline`)."""
     import yaml
 
+    from sslkit.yaml_data import load_yaml
+
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"augmentation file '{path}' does not exist")
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = load_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UserError(f"augmentation file '{path}' is not valid YAML: {first_line(error)}") from None
     return build_user_pipeline(spec, where=str(path))

@@ -15,12 +15,9 @@ A plain base class with three empty methods, not a framework: the loop that call
 from __future__ import annotations
 
 import dataclasses
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -31,6 +28,7 @@ if TYPE_CHECKING:
     from sslkit.engine.run_log import RunLog
     from sslkit.engine.run_parts import RunParts
     from sslkit.engine.step import StepOutput
+    from sslkit.stop_signals import StopRequest
 
 Row = dict[str, Any]
 
@@ -198,42 +196,31 @@ class Progress(Callback):
         )
 
 
-class StopOnCtrlC(Callback):
-    """After a Ctrl-C (see :func:`stop_on_sigint`): save and stop at the
-    end of the current step, or after the epoch's own checkpoint at an epoch's end. With several
-    processes the flag is the one agreed at this step's all-reduce, so all stop at the same step."""
+class StopOnSignal(Callback):
+    """After Ctrl-C, SIGTERM or SIGUSR1 (:func:`sslkit.stop_signals.stop_requests`): save and
+    stop at the end of the current step, or after the epoch's own checkpoint at an epoch's end.
+    With several processes the flag is the one agreed at this step's all-reduce, so all stop at
+    the same step and one checkpoint is written; the signal (for the exit status) is agreed too."""
 
-    def __init__(self, stop: threading.Event, save: Callable[..., Path]):
+    def __init__(self, stop: StopRequest, save: Callable[..., Path]):
         self.stop = stop
         self.save = save
 
     def _requested(self, parts: RunParts, state: TrainState) -> bool:
         return state.stop_agreed if parts.dist.distributed else self.stop.is_set()
 
+    def _signum(self, parts: RunParts) -> int | None:
+        """The signal that stopped the run; with several processes the highest number any of
+        them received (a process the launcher did not signal yet still reports the same)."""
+        from sslkit.engine.distributed import max_over_processes
+
+        return max_over_processes(self.stop.signum or 0, parts.dist) or None
+
     def after_step(self, parts: RunParts, state: TrainState, done: StepDone) -> None:
         if self._requested(parts, state) and done.inside_epoch:
-            raise state.interrupted(self.save())
+            path = self.save()
+            raise state.interrupted(path, self._signum(parts))
 
     def after_epoch(self, parts: RunParts, state: TrainState, row: Row) -> None:
         if self._requested(parts, state):
-            raise state.interrupted(checkpoint_path(state.run_dir))
-
-
-@contextmanager
-def stop_on_sigint() -> Iterator[threading.Event]:
-    """First Ctrl-C sets a flag the loop checks after each step (a consistent point to save);
-    a second Ctrl-C interrupts at once. Only the main thread can install handlers."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        stop.set()
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
+            raise state.interrupted(checkpoint_path(state.run_dir), self._signum(parts))

@@ -11,9 +11,13 @@ load, so flipped bits are found instead of resumed from. A comment is part of th
 the file stays a plain ``torch.load``-able checkpoint. :func:`load_latest_good` falls back to the
 newest kept ``epoch_N.pt`` that verifies when ``last.pt`` does not.
 
-Checkpoints are pickles (``torch.save``) because masker plugins may keep arbitrary picklable
-state; load only checkpoints you trust (your own runs). The encoder meant for sharing is exported
-separately as safetensors (:func:`sslkit.models.save_encoder`).
+Safety: a checkpoint is read with ``torch.load(weights_only=True)``, whose unpickler builds only
+tensors and plain Python values (dicts, lists, tuples, numbers, strings) and refuses any other
+global, so a received run folder cannot run code when resumed or inspected. A file that needs
+anything else is refused in one sentence naming it (:class:`UnsafeCheckpoint`); masker plugins
+must keep their state in tensors and plain values, which :func:`check_plain_state` says at the
+first save rather than at the resume. (The SHA-256 only finds copy errors: anyone can sign a file.)
+The encoder meant for sharing is exported separately as safetensors (:func:`sslkit.models.save_encoder`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 
 from sslkit.errors import UserError, first_line
+from sslkit.safeload import refused_object, safe_load
 from sslkit.fileio import atomic_write, atomic_write_path, atomic_write_text  # noqa: F401  (re-exported)
 
 FORMAT = "sslkit-pretrain-checkpoint"
@@ -45,6 +50,30 @@ _CHUNK = 1 << 20
 
 class CorruptCheckpoint(UserError):
     """A checkpoint whose bytes do not match the SHA-256 stored in it (or that cannot be read)."""
+
+
+class UnsafeCheckpoint(UserError):
+    """A checkpoint holding pickled objects other than tensors and plain values: loading it could
+    run code, so it is refused (never a fallback to an older file, which would hide the attempt)."""
+
+
+def check_plain_state(state: Any, what: str) -> None:
+    """Raise a UserError when ``state`` could not be read back by :func:`safe_load` (e.g. a masker
+    keeping a numpy array or its own class), so a plugin author hears it at the first save, not
+    at a resume weeks later. A round trip through memory: the only exact test of the loader."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    try:
+        safe_load(buffer)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"{what} holds {refused_object(error)}, which a checkpoint cannot hold: checkpoints keep only tensors "
+            "and plain Python values (dict, list, tuple, int, float, str, bool, None), so that loading one runs no "
+            "code; convert it (e.g. torch.as_tensor for a numpy array)"
+        ) from None
 
 
 def _digest_of(handle, length: int) -> str:
@@ -123,7 +152,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except OSError as error:
         raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable ({error.strerror or first_line(error)})") from None
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = safe_load(path, map_location)
+    except pickle.UnpicklingError as error:
+        refused = refused_object(error)
+        if refused is not None:
+            raise UnsafeCheckpoint(
+                f"checkpoint '{path}' holds {refused}, which sslkit refuses to load because unpickling it could run "
+                "code; resume only run folders sslkit wrote, or ask their sender for the exported encoder (safetensors)"
+            ) from None
+        raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable (truncated or corrupt: {first_line(error)})") from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
         first = first_line(error)
         raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable (truncated or corrupt: {first})") from None

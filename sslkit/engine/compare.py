@@ -106,7 +106,9 @@ def run_compare(config: CompareConfig, plugins=None, *, command: str = "", quiet
     plugins = plugins_or_default(plugins)
     validate(config, plugins)
     resolve_paper_splits(config, plugins)
-    with cpu_threads(config.threads):
+    from sslkit.engine.run_lock import locked_output
+
+    with cpu_threads(config.threads), locked_output(config.out):  # one compare per --out
         return _run_cells(config, plugins, command=command, quiet=quiet, say=say)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sslkit.errors import UserError
 from sslkit.evaluation.labels import LabelBudget, parse_label_budget
+from sslkit.options import check_backbone_options, check_seed
 from sslkit.runtime import check_threads
 
 SCRATCH = "scratch"
@@ -144,8 +145,9 @@ class Cell:
 def validate(config: CompareConfig, plugins) -> None:
     from sslkit.evaluation.protocols import get_protocol
 
-    if not config.maskers and not config.scratch and not config.scratch_full:
-        raise UserError("nothing to compare: give --maskers, or keep the scratch baseline")
+    if not config.maskers and not config.scratch_full:  # one baseline alone compares nothing
+        raise UserError("nothing to compare: --maskers names no masker, so only the scratch baseline would run; "
+                        "name at least one (see 'sslkit list maskers')")
     if len(set(config.maskers)) != len(config.maskers):
         raise UserError(f"--maskers lists a method twice: {','.join(config.maskers)}")
     for baseline in BASELINES:
@@ -163,9 +165,13 @@ def validate(config: CompareConfig, plugins) -> None:
         if name not in config.maskers:
             raise UserError(f"--masker-opt names masker '{name}', which is not in --maskers ({','.join(config.maskers)})")
     plugins.backbones.get(config.backbone)
+    check_backbone_options(config.backbone_options)
     get_protocol(config.protocol)
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise UserError("--seeds must give at least one seed and no seed twice")
+    for seed in config.seeds:
+        check_seed(seed, "--seeds")
+    check_seed(config.split_seed, "--split-seed")
     if config.pretrain_epochs < 1:
         raise UserError(f"--pretrain-epochs must be at least 1, got {config.pretrain_epochs}")
     check_threads(config.threads)
@@ -193,6 +199,10 @@ def validate(config: CompareConfig, plugins) -> None:
     keys = [budget_key(b) for b in budgets]
     if len(set(keys)) != len(keys):
         raise UserError(f"--labels lists a budget twice: {','.join(keys)}")
+    from sslkit.evaluation.protocols import check_trainable  # before any pretraining, not after it
+
+    for protocol in [config.protocol] + ([SCRATCH_FULL_PROTOCOL] if config.scratch_full else []):
+        check_trainable(protocol, config.finetune_batch_size, budgets, "--finetune-batch-size")
     config.labels = budgets if len(budgets) > 1 else budgets[0]
 
 

@@ -20,6 +20,7 @@ from sslkit.data.records import SPLIT_NAMES
 from sslkit.choices import DEVICE_CHOICES, OPTIMIZERS, PRECISION_CHOICES, SKIP_SETTINGS
 from sslkit.errors import UserError, first_line
 from sslkit.registry import closest
+from sslkit.options import check_backbone_options, check_seed
 from sslkit.runtime import check_threads
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -192,11 +193,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config into raw values (keys checked, values not yet coerced)."""
     import yaml
 
+    from sslkit.yaml_data import load_yaml
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         first = first_line(error)
         raise UserError(f"config file '{path}' is not valid YAML ({first})") from None
@@ -293,6 +296,9 @@ def validate(config: PretrainConfig) -> PretrainConfig:
     )
     need(config.workers >= 0, f"workers must be zero or positive, got {config.workers}")
     check_threads(config.threads, "threads")
+    check_seed(config.seed, "seed")
+    check_backbone_options(config.backbone_options)
+    check_seed(config.split_seed, "split-seed")
     for key in ("log_every", "log_images_every", "checkpoint_every", "checkpoint_every_steps", "knn_every"):
         need(getattr(config, key) >= 0, f"{key.replace('_', '-')} must be zero (never) or positive, got {getattr(config, key)}")
     need(config.log_every >= 1, f"log-every must be at least 1, got {config.log_every}")

@@ -126,6 +126,15 @@ def all_finite(value: torch.Tensor, dist: DistInfo) -> bool:
     return everywhere(torch.isfinite(value.detach()).all(), dist)
 
 
+def max_over_processes(value: int, dist: DistInfo) -> int:
+    """The largest of every process's ``value`` (e.g. which stop signal arrived where)."""
+    if not _active(dist):
+        return int(value)
+    tensor = torch.tensor([int(value)], dtype=torch.int64, device=collective_device(torch.device("cpu")))
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def barrier(dist: DistInfo) -> None:
     """Wait for every process (e.g. until rank 0 has written a checkpoint)."""
     if _active(dist):
@@ -157,7 +166,11 @@ def gather_to_main(obj: Any, dist: DistInfo) -> list[Any] | None:
     torch.distributed.gather_object(buffer.getvalue(), gathered, dst=0)
     if gathered is None:
         return None
-    return [torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False) for payload in gathered]
+    # Read back like a checkpoint (tensors and plain values only): the state is checked to be
+    # that at the first save anyway, so nothing from another process is ever unpickled freely.
+    from sslkit.safeload import safe_load
+
+    return [safe_load(io.BytesIO(payload)) for payload in gathered]
 
 
 def broadcast_object(obj: Any, dist: DistInfo) -> Any:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,10 @@ from sslkit.errors import UserError
 from sslkit.evaluation.classifier import new_classifier, predict_indexed
 from sslkit.evaluation.labels import LabelBudget, parse_label_budget, select_records
 from sslkit.evaluation.metrics import Metrics, class_weights, classification_metrics
-from sslkit.evaluation.protocols import CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, get_protocol
+from sslkit.evaluation.protocols import (CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_classes_learnable,
+                                        check_trainable, get_protocol)
 from sslkit.fileio import atomic_write_text
+from sslkit.options import check_backbone_options, check_seed
 from sslkit.rundir import inherit_data_settings, locate_encoder
 from sslkit.runtime import check_threads, cpu_threads
 
@@ -152,6 +155,9 @@ def validate(config: FinetuneConfig) -> None:
     """One sentence per bad value, before any data is read."""
     get_protocol(config.protocol)
     check_threads(config.threads)
+    check_seed(config.seed, "--seed")
+    check_seed(config.split_seed, "--split-seed")
+    check_backbone_options(config.backbone_options)
     if config.encoder is None and not config.from_scratch:
         raise UserError("give --encoder (a pretraining run or exported encoder), or --from-scratch for the baseline")
     if config.encoder is not None and config.backbone is not None:
@@ -167,8 +173,10 @@ def validate(config: FinetuneConfig) -> None:
             raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if config.epochs is not None and int(config.epochs) < 1:
         raise UserError(f"--epochs must be at least 1, got {config.epochs}")
-    if not config.lr > 0 or config.weight_decay < 0 or not config.encoder_lr_scale >= 0:
-        raise UserError("--lr must be positive, --weight-decay and --encoder-lr-scale not negative")
+    finite = all(math.isfinite(v) for v in (config.lr, config.weight_decay, config.encoder_lr_scale))
+    if not finite or not config.lr > 0 or config.weight_decay < 0 or not config.encoder_lr_scale >= 0:
+        raise UserError("--lr must be a positive number, --weight-decay and --encoder-lr-scale zero or positive, "
+                        f"got {config.lr}, {config.weight_decay} and {config.encoder_lr_scale}")
     folds, fold = int(config.folds), int(config.fold)
     if folds < 1 or folds == 2:
         raise UserError(f"--folds must be 1 (one split) or at least 3 (test, validation and training folds), got {folds}")
@@ -177,6 +185,7 @@ def validate(config: FinetuneConfig) -> None:
     if config.image_size is not None and int(config.image_size) < 16:
         raise UserError(f"--image-size must be at least 16 px, got {config.image_size}")
     config.labels = parse_label_budget(config.labels)
+    check_trainable(config.protocol, config.batch_size, [config.labels])
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -240,9 +249,20 @@ def run_seeds(config: FinetuneConfig, seeds: int, plugins=None, *,
 
 def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str], None] | None = None) -> FinetuneResult:
     """Fine-tune and score one classifier as ``config`` says; writes the run dir when ``out`` is set."""
+    from sslkit.engine.run_lock import locked_output
+    from sslkit.stop_signals import interrupted, signals_as_interrupts
+
     validate(config)
-    with cpu_threads(config.threads):
-        return _run_finetuning(config, plugins, log)
+    # one command per --out (the same refusal as pretraining); a failed new folder is removed
+    try:
+        with cpu_threads(config.threads), locked_output(config.out, finished_marker="metrics.json"), \
+                signals_as_interrupts():
+            return _run_finetuning(config, plugins, log)
+    except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM: nothing to resume, so say what to do
+        if getattr(error, "message", None):
+            raise
+        raise interrupted(error, "Interrupted; this fine-tuning did not finish (it cannot resume; a folder it "
+                                 "created is removed): run the command again") from None
 
 
 def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] | None) -> FinetuneResult:
@@ -268,6 +288,10 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
     if split_note:
         records.notes.append(split_note)
     counts = records.counts("labelled")
+    check_classes_learnable(records.class_names, counts, ds.name)
+    from sslkit.evaluation.leakage import repeated_image_notes
+
+    records.notes.extend(repeated_image_notes(records.labelled, records.val, records.test))
     weights = None
     if config.class_weights == "auto":
         weights = torch.tensor(class_weights(counts), dtype=torch.float32, device=device)
@@ -308,7 +332,9 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
             classifier.head.load_state_dict(state)
         else:
             train_loader = make_loader(ds, records=records.labelled, purpose="finetune",
-                                       batch_size=config.batch_size, shuffle=True, seed=config.seed, **loader_args)
+                                       batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                                       # a last batch of one image cannot train BatchNorm: it waits a turn
+                                       drop_last=len(records.labelled) % config.batch_size == 1, **loader_args)
             state, selected = train_full(classifier, train_loader, val_loader, config, weights, device,
                                          records.class_names, recorder)
             classifier.load_state_dict(state)

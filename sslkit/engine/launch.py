@@ -8,8 +8,10 @@ The collectives the training itself uses are in :mod:`sslkit.engine.distributed`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 
 from sslkit.engine.distributed import DistInfo
 from sslkit.errors import UserError
@@ -21,7 +23,8 @@ def launch_local(nproc: int, module_args: list[str]) -> int:
     launcher and rendezvous on a free port); returns the exit status to report.
 
     A failed run's status is rank 0's (or the first failed rank's): 2 for a user error, 3 for a
-    NaN stop, 130 for Ctrl-C, 128 + N when a process died of signal N.
+    NaN stop, 128 + N after signal N (130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1: the processes saved and
+    stopped), 128 + N when a process died of signal N.
     """
     import uuid
 
@@ -39,8 +42,9 @@ def launch_local(nproc: int, module_args: list[str]) -> int:
     config, command, command_args = config_from_args(args)
     _quiet_launcher_logs()  # the processes report their own errors; the launcher would repeat them
     try:
-        elastic_launch(config=config, entrypoint=command)(*command_args)
-    except SignalException as error:  # Ctrl-C: the processes got it too, saved and stopped
+        with _forward_sigusr1():
+            elastic_launch(config=config, entrypoint=command)(*command_args)
+    except SignalException as error:  # Ctrl-C/SIGTERM/SIGUSR1: passed on to the processes, which saved and stopped
         return 128 + int(error.sigval)
     except ChildFailedError as error:
         # The processes torchrun stopped itself died of SIGTERM; report a real exit status first.
@@ -51,6 +55,26 @@ def launch_local(nproc: int, module_args: list[str]) -> int:
         code = int(failures[0][1].exitcode)
         return 128 - code if code < 0 else (code or 1)
     return 0
+
+
+@contextlib.contextmanager
+def _forward_sigusr1():
+    """torchrun passes SIGINT and SIGTERM on to its processes (which save and stop) but dies of
+    SIGUSR1, SLURM's early warning; raising torchrun's own SignalException for it makes the
+    launcher pass it on the same way (and wait for them, 30 s at most, before SIGKILL)."""
+    import signal
+
+    from torch.distributed.elastic.multiprocessing.api import _terminate_process_handler
+
+    usr1 = getattr(signal, "SIGUSR1", None)
+    if usr1 is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(usr1, _terminate_process_handler)
+    try:
+        yield
+    finally:
+        signal.signal(usr1, previous)
 
 
 def _quiet_launcher_logs() -> None:

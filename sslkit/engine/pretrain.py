@@ -20,7 +20,8 @@ gradient scaler, masker state, every random state, the epoch, the batch within i
 data order is a pure function of (seed, epoch), so ``loader.set_epoch(epoch, start_batch)``
 replays the rest of an epoch. Checkpoints are atomic and written by rank 0 only. A NaN/inf loss
 stops the run before the bad step is applied, and weights that went NaN/inf are never saved, so
-the last checkpoint is always a good one. Ctrl-C finishes the current step, saves and stops.
+the last checkpoint is always a good one. Ctrl-C, SIGTERM and SIGUSR1 (a scheduler's stop and
+SLURM's early warning) finish the current step, save and stop (:mod:`sslkit.stop_signals`).
 
 Several processes (``torchrun --nproc-per-node N -m sslkit pretrain``, see
 :mod:`sslkit.engine.distributed`): ``batch_size`` is the *global* batch, split evenly over the
@@ -37,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,9 @@ from sslkit.engine.callbacks import (
     MetricsFile,
     Progress,
     Scalars,
-    StopOnCtrlC,
-    stop_on_sigint,
+    StopOnSignal,
 )
-from sslkit.engine.checkpoint import atomic_save, load_latest_good
+from sslkit.engine.checkpoint import atomic_save, check_plain_state, load_latest_good
 from sslkit.engine.config import RESUMABLE_OVERRIDES, PretrainConfig, load_run_config, save_config, validate
 from sslkit.engine.device import resolve_device
 from sslkit.engine.distributed import (
@@ -83,6 +82,7 @@ from sslkit.errors import SystemFault, UserError
 from sslkit.optimizers import implementation_name
 from sslkit.plugins import plugins_or_default
 from sslkit.runtime import cpu_threads, threads_note
+from sslkit.stop_signals import StopRequest, stop_requests
 
 __all__ = [
     "PretrainConfig",
@@ -162,7 +162,7 @@ def _start(config: PretrainConfig, plugins: Any, *, resuming: bool) -> tuple[Run
 
 
 def pretraining_callbacks(parts: RunParts, state: TrainState, log: Any, progress: Any,
-                          stop: threading.Event) -> list[Callback]:
+                          stop: StopRequest) -> list[Callback]:
     """Everything a run does around its steps, in the order it happens (see
     :mod:`sslkit.engine.callbacks`). The divergence guard is not here: a NaN loss is caught inside
     the step, before it is applied, and NaN weights by :func:`save_checkpoint`."""
@@ -174,7 +174,7 @@ def pretraining_callbacks(parts: RunParts, state: TrainState, log: Any, progress
         Checkpoints(save),
         MetricsFile(log),  # after the checkpoint: metrics.csv lists only epochs that were saved
         Progress(progress),
-        StopOnCtrlC(stop, save),  # last: it raises once the step is fully recorded
+        StopOnSignal(stop, save),  # last: it raises once the step is fully recorded
     ]
 
 
@@ -191,17 +191,17 @@ def _train(parts: RunParts, state: TrainState, *, resuming: bool) -> dict[str, A
     progress = TrainingProgress(parts.total_steps, state.step, enabled=parts.dist.is_main and not config.quiet)
     try:
         _announce(parts, state, log, progress, resuming)
-        with stop_on_sigint() as stop:
+        with stop_requests() as stop:  # Ctrl-C, SIGTERM, SIGUSR1: finish the step, save, stop
             callbacks = pretraining_callbacks(parts, state, log, progress, stop)
             while state.epoch < config.epochs:
                 train_one_epoch(parts, state, callbacks, stop)
         final = state.final()
         log.write_metrics(state.history, final)
         return final
-    except KeyboardInterrupt as error:  # a second Ctrl-C lands anywhere, even mid-save
+    except KeyboardInterrupt as error:  # a second stop signal lands anywhere, even mid-save
         if isinstance(error, TrainingInterrupted):
             raise
-        raise state.interrupted_again() from None
+        raise state.interrupted_again(getattr(error, "signum", None)) from None
     except OSError as error:  # disk full while writing the encoder, metrics or logs: say how to go on
         if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
@@ -220,7 +220,11 @@ def save_checkpoint(parts: RunParts, state: TrainState, progress: Any, name: str
     dist = parts.dist
     if not _parameters_finite(parts.predictor, dist):
         raise TrainingDiverged(state.diverged("the weights became NaN/inf", state.step))
-    ranks = gather_to_main(TrainState.rank_state(parts), dist) if dist.distributed else None
+    own = TrainState.rank_state(parts)
+    if not state.plain_state_checked:  # once: a masker whose state a safe loader cannot read back
+        check_plain_state(own["masker"], f"the state of masker '{parts.config.masker}'")
+        state.plain_state_checked = True
+    ranks = gather_to_main(own, dist) if dist.distributed else None
     _check_masker_sync(parts, state, progress)
     path = checkpoint_path(state.run_dir, name)
     if dist.is_main:
@@ -257,8 +261,10 @@ def _announce(parts: RunParts, state: TrainState, log: Any, progress: Any, resum
     if config.precision == "fp16" and parts.device.type == "cpu":
         progress.print("note: fp16 on the CPU is emulated and very slow; --precision bf16 is the CPU's fast choice")
     if resuming:
-        if state.epoch >= config.epochs:
-            progress.print(f"{state.run_dir} already finished its {config.epochs} epoch(s); nothing to do.")
+        if state.epoch >= config.epochs:  # said even with --quiet: otherwise nothing at all is printed
+            if dist.is_main:
+                _say(f"{state.run_dir} already finished its {config.epochs} epoch(s) (step {state.step}); nothing to "
+                     f"do: its encoder is {state.run_dir / 'encoder'}; to train longer, start a new run")
         else:
             progress.print(f"Resuming {state.run_dir} at epoch {state.epoch + 1}, batch {state.batch + 1} (step {state.step}; "
                            f"{threads_note(parts.config.threads)}).")
@@ -289,6 +295,10 @@ def _speed_settings(parts: RunParts) -> str:
 
 def _warn(message: str) -> None:
     """A warning on stderr before the progress display exists (e.g. a corrupt checkpoint)."""
+    _say(f"warning: {message}")
+
+
+def _say(message: str) -> None:
     import click
 
-    click.echo(f"warning: {message}", err=True)
+    click.echo(message, err=True)

@@ -10,7 +10,9 @@ runs are not locked.
 
 :func:`run_directory` wraps a whole run: the lock, the removal of temporaries a SIGKILL left
 behind (safe only while locked), and the removal of the stub folder of a run that failed before
-its first checkpoint.
+its first checkpoint. :func:`locked_output` gives every other folder sslkit writes (``finetune
+--out``, ``evaluate``'s metrics, ``compare --out`` and its fine-tuning cells) the same lock and
+the same one-sentence refusal, so two commands never interleave their files in one folder.
 """
 
 from __future__ import annotations
@@ -142,3 +144,18 @@ def run_directory(
         raise
     finally:
         lock.release()
+
+
+@contextmanager
+def locked_output(folder: str | Path | None, *, finished_marker: str | None = None) -> Iterator[None]:
+    """Hold ``folder``'s lock while a command writes into it (nothing when ``folder`` is None).
+
+    ``finished_marker``: a folder this command created is removed again when it fails before
+    writing that file (a fine-tuning that stopped leaves no half-written folder); without it the
+    folder stays (``compare --out`` holds finished cells worth keeping)."""
+    if folder is None:
+        yield
+        return
+    with run_directory(Path(folder).expanduser(), fresh=finished_marker is not None, temporaries_in=(),
+                       finished_marker=finished_marker or LOCK_NAME):
+        yield

@@ -30,10 +30,13 @@ from sslkit.masking import StepInfo, lesion_hit_counts
 if TYPE_CHECKING:
     from sslkit.engine.run_parts import RunParts
 
-#: Test hooks: after global step N, SIGKILL this process / send it SIGINT (Ctrl-C). They make
-#: the kill-and-resume tests deterministic and do nothing unless set.
+#: Test hooks: after global step N, SIGKILL this process / send it SIGINT (Ctrl-C) / send
+#: ``N:SIGNAME`` to this process, or with ``N:SIGNAME:launcher`` (rank 0 only) to the process
+#: that started it, as a scheduler would. They make the kill-and-resume tests deterministic and
+#: do nothing unless set.
 KILL_ENV = "SSLKIT_TEST_KILL_AT_STEP"
 INTERRUPT_ENV = "SSLKIT_TEST_INTERRUPT_AT_STEP"
+SIGNAL_ENV = "SSLKIT_TEST_SIGNAL_AT_STEP"
 
 
 def train_one_epoch(parts: RunParts, state: TrainState, callbacks: Sequence[Callback],
@@ -117,3 +120,10 @@ def _fault_hooks(step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get(INTERRUPT_ENV) == str(step):
         os.kill(os.getpid(), signal.SIGINT)
+    at, _, rest = os.environ.get(SIGNAL_ENV, "").partition(":")
+    if at == str(step):
+        name, _, target = rest.partition(":")
+        if target != "launcher":
+            os.kill(os.getpid(), getattr(signal, name))
+        elif os.environ.get("RANK", "0") == "0":
+            os.kill(os.getppid(), getattr(signal, name))

@@ -16,10 +16,13 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from sslkit.engine.checkpoint import FORMAT, FORMAT_VERSION, capture_rng_states, restore_rng_states
 from sslkit.engine.config import PretrainConfig
 from sslkit.engine.epoch_stats import EpochStats
 from sslkit.errors import UserError, first_line
+from sslkit.stop_signals import exit_code_of, signal_name
 
 if TYPE_CHECKING:
     from sslkit.engine.run_parts import RunParts
@@ -32,6 +35,13 @@ def checkpoint_path(run_dir: Path, name: str = LAST) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / name
 
 
+def _as_plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Settings as JSON sees them (a tuple and a list compare equal, as after a YAML round trip)."""
+    import json
+
+    return json.loads(json.dumps(values, default=str))
+
+
 class TrainingDiverged(UserError):
     """The loss or the weights became NaN/inf; the last good checkpoint is kept (exit 3)."""
 
@@ -39,13 +49,15 @@ class TrainingDiverged(UserError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C: the current step finished and a checkpoint was saved; resume with ``--resume``."""
+    """Ctrl-C, SIGTERM or SIGUSR1 (:mod:`sslkit.stop_signals`): the current step finished and a
+    checkpoint was saved; resume with ``--resume``. Exit status 128 + the signal's number."""
 
-    def __init__(self, message: str, run_dir: Path, step: int):
+    def __init__(self, message: str, run_dir: Path, step: int, signum: int | None = None):
         super().__init__(message)
         self.message = message
         self.run_dir = run_dir
         self.step = step
+        self.exit_code = exit_code_of(signum)
 
 
 @dataclasses.dataclass
@@ -60,11 +72,13 @@ class TrainState:
     stats: EpochStats = dataclasses.field(default_factory=EpochStats)
     train_seconds: float = 0.0
     # Not saved: random states waiting for the first batch, the newest checkpoint that is known
-    # good, the processes' agreed Ctrl-C flag and whether masker drift was reported.
+    # good, the processes' agreed Ctrl-C flag, whether masker drift was reported and whether the
+    # masker's state was checked to be loadable without unpickling code.
     pending_rng: dict[str, Any] | None = None
     last_good: tuple[Path, int] | None = None
     stop_agreed: bool = False
     masker_drift_reported: bool = False
+    plain_state_checked: bool = False
 
     @property
     def run_dir(self) -> Path:
@@ -98,6 +112,7 @@ class TrainState:
             "train_seconds": self.train_seconds,
             "config": self.config.to_dict(),
             "world_size": parts.dist.world_size,
+            "cpu_threads": torch.get_num_threads(),  # on the CPU, part of the exact result
         }
         if ranks and len(ranks) > 1:
             state["ranks"] = ranks  # rank r resumes from ranks[r]
@@ -119,6 +134,9 @@ class TrainState:
                 f"cannot resume '{self.run_dir}': its data now gives {parts.steps_per_epoch} batches per epoch, "
                 f"the run had {state.get('steps_per_epoch')} (did the data change?)"
             )
+        self.check_settings_unchanged(state.get("config"))
+        if int(state.get("epoch", 0)) < self.config.epochs:  # a finished run trains nothing more
+            self.check_threads_unchanged(parts, state.get("cpu_threads"))
         own = state["ranks"][dist.rank] if "ranks" in state else state
         try:
             parts.predictor.load_state_dict(state["model"])
@@ -137,6 +155,44 @@ class TrainState:
         self.stats = EpochStats(**state.get("epoch_stats", {}))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.last_good = (checkpoint_path(self.run_dir), self.step)
+
+    def check_settings_unchanged(self, trained: dict[str, Any] | None) -> None:
+        """Refuse a ``config.yaml`` edited after the run started: the checkpoint holds the settings
+        the run was trained with, and resuming under others would apply half of an edit (the
+        weights so far from the old lr, the rest from the new). The command line refuses these
+        changes already; only the resumable ones (threads, device, logging ...) may differ."""
+        if not isinstance(trained, dict):  # a checkpoint written before settings were stored
+            return
+        from sslkit.engine.config import RESUMABLE_OVERRIDES
+
+        now = _as_plain(self.config.to_dict())
+        trained = _as_plain(trained)
+        changed = [f"{key} {trained[key]!r} -> {now[key]!r}" for key in now
+                   if key in trained and key not in RESUMABLE_OVERRIDES and key != "out" and now[key] != trained[key]]
+        if changed:
+            raise UserError(
+                f"cannot resume '{self.run_dir}': its config.yaml no longer holds the settings the run was trained "
+                f"with ({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}); a run continues only with its "
+                f"own settings, so undo the edit, or start a new run from the edited file with "
+                f"--config {self.run_dir / 'config.yaml'} --out NEW_DIR"
+            )
+
+    def check_threads_unchanged(self, parts: RunParts, trained: int | None) -> None:
+        """On the CPU, PyTorch's results depend on its thread count (how sums are split), so a run
+        resumed with another count ends with other weights, and not only in the last bits
+        (measured: README, Resume); refused, naming the count that resumes exactly."""
+        now = torch.get_num_threads()
+        if trained is None or parts.device.type != "cpu" or int(trained) == now:
+            return
+        from sslkit.cpu_cores import usable_cores
+
+        cores = usable_cores()
+        how = (f"resume it with --threads {trained}" if int(trained) <= cores else
+               f"this process may use only {cores} core(s), so resume it where {trained} are available")
+        raise UserError(
+            f"cannot resume '{self.run_dir}' with {now} CPU thread(s): it was trained with {trained}, and on the CPU "
+            f"the thread count changes the weights; {how}"
+        )
 
     def restore_pending_rng(self) -> None:
         """Called once the first batch is here: starting a loader may draw from torch's global
@@ -186,17 +242,19 @@ class TrainState:
         return (f"cannot write {target}: {error.strerror or error}; {self.kept()}; "
                 f"free some space (or fix the folder's permissions), then {then}")
 
-    def interrupted(self, path: Path) -> TrainingInterrupted:
+    def interrupted(self, path: Path, signum: int | None = None) -> TrainingInterrupted:
+        by = "" if signal_name(signum) == "Ctrl-C" else f" by {signal_name(signum)}"
         message = (
-            f"Interrupted after step {self.step}; checkpoint saved to {path}; "
+            f"Interrupted{by} after step {self.step}; checkpoint saved to {path}; "
             f"continue with: sslkit pretrain --resume {self.run_dir}"
         )
-        return TrainingInterrupted(message, self.run_dir, self.step)
+        return TrainingInterrupted(message, self.run_dir, self.step, signum)
 
-    def interrupted_again(self) -> TrainingInterrupted:
-        """A second Ctrl-C while the first one's checkpoint was being written."""
+    def interrupted_again(self, signum: int | None = None) -> TrainingInterrupted:
+        """A second stop signal while the first one's checkpoint was being written."""
         if self.last_good is not None:
             then = f"{self.kept()}; continue with: sslkit pretrain --resume {self.run_dir}"
         else:
             then = "no checkpoint had been written yet, so the run folder is removed; start the run again"
-        return TrainingInterrupted(f"Interrupted again before a checkpoint was saved; {then}", self.run_dir, self.step)
+        return TrainingInterrupted(f"Interrupted again before a checkpoint was saved; {then}", self.run_dir, self.step,
+                                   signum)

@@ -74,3 +74,30 @@ def get_protocol(name: str) -> Protocol:
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
         raise UserError(f"unknown protocol '{name}'{suggestion}; known: {', '.join(PROTOCOL_NAMES)}")
     return protocol
+
+
+def check_trainable(protocol: str, batch_size: int, budgets: list, batch_option: str = "--batch-size") -> None:
+    """Settings no classifier can be trained with, refused before anything runs (``compare``
+    used to fail only after its pretraining): a label budget below two images (one class at
+    most, then NaN scores), and a batch of one image where BatchNorm layers train."""
+    for budget in budgets:
+        if isinstance(budget, int) and budget < 2:
+            raise UserError(f"--labels {budget} is too few: a classifier needs labelled images of at least two "
+                            "classes (one per class at the very least)")
+    if not get_protocol(protocol).frozen and int(batch_size) < 2:
+        raise UserError(f"--protocol {protocol} trains the encoder's BatchNorm layers, which need at least 2 images "
+                        f"per batch; got {batch_option} {batch_size}")
+
+
+def check_classes_learnable(class_names: list[str], labelled_counts: list[int], dataset: str) -> None:
+    """A classifier needs labelled training images of every class it is scored on: one class
+    alone "scored" accuracy 1.000 with four sklearn warnings, a class without images NaN AUROC."""
+    if len(class_names) < 2:
+        raise UserError(f"dataset '{dataset}' has only one class ({', '.join(map(repr, class_names)) or 'none'}); "
+                        "a classifier needs at least two")
+    missing = [name for name, n in zip(class_names, labelled_counts) if n == 0]
+    if missing:
+        counts = ", ".join(f"{n} {name}" for name, n in zip(class_names, labelled_counts))
+        raise UserError(f"the {sum(labelled_counts)} labelled training image(s) ({counts}) hold none of class "
+                        f"'{missing[0]}'; every class needs at least one: give a larger --labels, or check the "
+                        "data's train split")

@@ -73,14 +73,22 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
 
 def compare_with_run(evaluation: SavedEvaluation) -> tuple[bool, dict[str, tuple[float, float]]] | None:
     """(identical?, {metric: (reported, now)}) against the fine-tuning run's own figures, or None
-    when there is nothing to compare (no run dir, another split or other data)."""
+    when there is nothing to compare (no run dir, another split or other data); a UserError when
+    its ``metrics.json`` cannot be read (the evaluation itself still stands: callers warn)."""
     import math
 
     from sslkit.evaluation.reporting import read_metrics_json
 
     if evaluation.run_dir is None or evaluation.data != evaluation.info.get("data"):
         return None
-    reported, _ = read_metrics_json(evaluation.run_dir / "metrics.json")
+    path = evaluation.run_dir / "metrics.json"
+    try:
+        reported, _ = read_metrics_json(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:  # corrupt or hand-edited
+        from sslkit.errors import UserError, first_line
+
+        raise UserError(f"cannot compare with the fine-tuning run's own figures: '{path}' is unreadable "
+                        f"({first_line(error)[:120]})") from None
     if evaluation.split not in reported:
         return None
     pairs = {k: (reported[evaluation.split].scalars[k], v) for k, v in evaluation.metrics.scalars.items()}

@@ -83,6 +83,8 @@ def read_encoder_spec(path_or_dir: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"encoder description '{spec_path}' lacks the backbone name or in_chans")
     if not isinstance(meta.get("options", {}), dict):
         raise UserError(f"encoder description '{spec_path}' has options that are not a mapping")
+    if "in_chans" in meta.get("options", {}):
+        raise UserError(f"encoder description '{spec_path}' sets in_chans twice (as a field and as an option)")
     return meta
 
 

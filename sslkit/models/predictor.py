@@ -18,7 +18,7 @@ from sslkit.models.decoder import AUTO_SKIPS, SKIP_SETTINGS, UNetDecoder
 from sslkit.models.encoder import Encoder
 
 #: options that only say where initial weights came from; the exported weights supersede them.
-_NOT_REBUILT = ("weights",)
+_NOT_REBUILT = ("weights", "checkpoint_path")
 
 
 class Predictor(nn.Module):

@@ -17,10 +17,19 @@ from sslkit.errors import UserError
 from sslkit.models.encoder import Encoder
 from sslkit.models.weights import load_state_strict, read_state_file
 
-#: options the user may not set: sslkit owns them.
+#: options the user may not set: sslkit owns them. Every option that makes timm read a file or
+#: fetch weights is here, so weights reach timm only through sslkit's safe reader
+#: (:func:`~sslkit.models.weights.read_state_file`: safetensors, or ``torch.load(weights_only=True)``)
+#: and a received ``encoder.json`` cannot hand timm a file to unpickle.
 _RESERVED = {"pretrained": "weights come only from a local file: use the option weights=FILE",
+             "pretrained_cfg": "weights come only from a local file: use the option weights=FILE",
+             "pretrained_cfg_overlay": "weights come only from a local file: use the option weights=FILE",
+             "cache_dir": "sslkit never downloads weights: use the option weights=FILE",
              "features_only": "sslkit always builds timm models with features_only=True",
              "in_chans": "use --in-chans"}
+
+#: timm's own file option, read by sslkit's safe reader exactly like ``weights=FILE``
+_WEIGHTS_ALIASES = ("checkpoint_path",)
 
 
 class _LoadReport(logging.Handler):
@@ -75,6 +84,12 @@ def timm_encoder(model_name: str, *, in_chans: int = 3, weights: str | None = No
     for key, why in _RESERVED.items():
         if key in options:
             raise UserError(f"backbone '{model_name}' does not take the option '{key}': {why}")
+    for alias in _WEIGHTS_ALIASES:
+        if alias in options:
+            file = options.pop(alias)
+            if weights is not None:
+                raise UserError(f"backbone '{model_name}' got both weights= and {alias}=; give the file once, as weights=FILE")
+            weights = file
     state = read_state_file(weights, "weights file") if weights is not None else None
     sslkit_export = state is not None and all(k.startswith("body.") for k in state)
     kwargs: dict[str, Any] = dict(pretrained=False, features_only=True, in_chans=int(in_chans), **options)

@@ -1,7 +1,7 @@
 """Reading weight files a user names (``weights=FILE``), with errors that name the file.
 
 Weights only ever come from a local file: sslkit never downloads. ``.safetensors`` files are
-read with safetensors; anything else with ``torch.load(weights_only=True)`` (no pickled code is
+read with safetensors; anything else with :func:`sslkit.safeload.safe_load` (no pickled code is
 run). Common checkpoint wrappers (``state_dict``, ``model``, EMA copies, a ``module.`` prefix from
 DataParallel) are unwrapped so a plain PyTorch or timm checkpoint works as is.
 """
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError, first_line
+from sslkit.safeload import refused_object, safe_load
 
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
@@ -30,8 +31,12 @@ def read_state_file(path: str | Path, what: str = "weights file") -> dict[str, t
 
             raw: Any = load_file(str(path), device="cpu")
         else:
-            raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupt, truncated, not a checkpoint at all
+            raw = safe_load(str(path))
+    except Exception as error:  # corrupt, truncated, not a checkpoint at all, or pickled code
+        refused = refused_object(error)
+        if refused is not None:
+            raise UserError(f"{what} '{path}' holds {refused}, which sslkit refuses to load because unpickling it "
+                            "could run code; use a .safetensors file or a plain state dict of tensors") from None
         first = first_line(error)
         raise UserError(f"{what} '{path}' cannot be read as PyTorch/safetensors weights ({first})") from None
     if isinstance(raw, dict):

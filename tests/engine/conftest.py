@@ -35,7 +35,7 @@ def tiny_options(tiny_npz) -> dict:
 def _checkpoint(run_dir: Path, name: str = "last.pt") -> dict:
     import torch
 
-    return torch.load(Path(run_dir) / "checkpoints" / name, map_location="cpu", weights_only=False)
+    return torch.load(Path(run_dir) / "checkpoints" / name, map_location="cpu", weights_only=True)
 
 
 def _assert_same_weights(a: dict, b: dict) -> None:

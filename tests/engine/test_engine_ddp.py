@@ -97,7 +97,7 @@ def launched(tmp_path_factory, tiny_npz):
 
 
 def _read(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
 
 
 def _plain_plugins():

@@ -241,8 +241,11 @@ def test_threads_option_of_finetune_and_evaluate_applies_during_the_run_only(dat
     and torch's setting is back as it was afterwards (the test process runs with 1)."""
     import yaml
 
+    import sslkit.cpu_cores as cpu_cores
     import sslkit.engine.finetune as finetune
     import sslkit.evaluation.saved as saved
+
+    monkeypatch.setattr(cpu_cores, "usable_cores", lambda: 4)  # --threads 3 is capped on a 2-core machine
 
     monkeypatch.setenv("SSLKIT_PLUGINS", str(TINY_PLUGIN))
     seen: dict[str, int] = {}

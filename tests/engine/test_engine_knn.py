@@ -24,8 +24,8 @@ def test_knn_every_epoch_is_logged_and_does_not_change_training(tmp_path, tiny_o
         assert 0.0 <= row["knn_accuracy"] <= 1.0 and "knn_macro_f1" in row
     assert "knn_accuracy" not in json.loads((plain / "metrics.json").read_text())["epochs"][0]
 
-    a = torch.load(plain / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
-    b = torch.load(with_knn / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    a = torch.load(plain / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
+    b = torch.load(with_knn / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["model"]
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key

@@ -181,7 +181,7 @@ def test_state_dict_round_trip_gives_identical_actions_and_updates():
     resumed = DQNMasker(**options)
     resumed.setup(context())
     buffer.seek(0)
-    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
     got = run_steps(resumed, range(5, 12))
     for (m1, s1), (m2, s2) in zip(expected, got):
         assert torch.equal(m1, m2)

@@ -43,7 +43,7 @@ def config(data, out, **changes) -> PretrainConfig:
 
 
 def read(run_dir):
-    return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
 
 
 def test_interrupted_dqn_run_resumes_exactly(tmp_path, tiny_npz, monkeypatch):

@@ -88,7 +88,7 @@ def test_masker_follows_the_contract_and_resumes_exactly(name):
 
     resumed, predictor2, optimizer2 = fresh(name, seed=0)
     checkpoint.seek(0)
-    saved = torch.load(checkpoint, weights_only=False)
+    saved = torch.load(checkpoint, weights_only=True)
     predictor2.load_state_dict(saved["predictor"])
     optimizer2.load_state_dict(saved["optimizer"])
     resumed.load_state_dict(saved["masker"])

@@ -50,3 +50,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def stopped_compare(tiny_npz, tmp_path_factory):
+    """A ``compare`` that SIGTERM (really sent, by a test hook) stopped after its pretraining's
+    step 2, run in this process: (its arguments without ``--out``/``--runs-dir``, its folder, its
+    exit code, its stderr). Tests copy the folder to change it."""
+    import contextlib
+    import io
+
+    from sslkit.cli import run_cli
+    from sslkit.engine.train_loop import SIGNAL_ENV
+
+    folder = tmp_path_factory.mktemp("stopped-compare")
+    args = ["compare", "--maskers", "random", "--no-scratch", "--seeds", "1", "--data", f"npz:{tiny_npz}",
+            "--labels", "all", "--protocol", "linear", "--backbone", TINY_BACKBONE, "--image-size", "32",
+            "--pretrain-epochs", "2", "--pretrain-batch-size", "4", "--finetune-epochs", "1", "--device", "cpu",
+            "--threads", "1", "--quiet"]
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        patch.setenv(SIGNAL_ENV, "2:SIGTERM")
+        patch.setenv("SSLKIT_DEBUG", "")
+        code = run_cli([*args, "--out", str(folder / "results"), "--runs-dir", str(folder / "runs")])
+    return args, folder, code, err.getvalue()

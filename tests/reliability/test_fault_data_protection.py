@@ -97,7 +97,7 @@ def test_checkpoint_stays_a_plain_torch_file_with_its_digest(tmp_path):
     path = atomic_save({"format": FORMAT, "x": torch.arange(5)}, tmp_path / "c.pt")
     stored, actual = stored_digest(path)
     assert stored == actual and len(stored) == 64
-    assert torch.equal(torch.load(path, weights_only=False)["x"], torch.arange(5))
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.arange(5))
 
 
 # ------------------------------------------------------------------------- temporaries
@@ -139,6 +139,8 @@ def test_disk_full_mid_checkpoint_keeps_the_previous_one_and_resume_continues(cl
     real_save, calls = torch.save, []
 
     def save_then_fill_the_disk(obj, handle, *a, **k):  # the 3rd checkpoint (step 3) hits a full disk
+        if isinstance(handle, io.BytesIO):  # in memory (the masker-state check), not a file
+            return real_save(obj, handle, *a, **k)
         calls.append(1)
         if len(calls) != 3:
             return real_save(obj, handle, *a, **k)

@@ -18,6 +18,6 @@ def register_maskers(register):
         options={
             "size": "box side: fraction of the image side (<= 1) or pixels (> 1); a pair like [0.2, 0.4] is height, width",
             "area": "share of the image area per box, in (0, 1]; replaces size when given",
-            "count": "boxes per image (their union is hidden)",
+            "count": "boxes per image, 1-256 (their union is hidden)",
         },
     )

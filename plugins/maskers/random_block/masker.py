@@ -17,12 +17,17 @@ from sslkit_plugins.maskers._box_size import box_pixels, check_area, check_size
 DEFAULT_SIZE = 0.25
 
 
+#: more boxes than this hide the whole image anyway, and memory grows with the count
+MAX_COUNT = 256
+
+
 class RandomBlockMasker(MaskerBase):
     """Random rectangles of a fixed size, fully inside the image."""
 
     def __init__(self, size=DEFAULT_SIZE, area=None, count=1):
         what = "masker 'random'"
-        count = OptionChecks(what).whole("count", count)
+        # the masks are built as (batch, count, H, W) at once: a million boxes asked for 32 GB
+        count = OptionChecks(what).whole("count", count, maximum=MAX_COUNT)
         self.what = what
         self.area = check_area(area, what) if area is not None else None
         self.size = check_size(size, what) if self.area is None else None  # area, when given, wins
