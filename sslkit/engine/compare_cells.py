@@ -166,7 +166,8 @@ def _pretrain(config: CompareConfig, cell: Cell, plugins, quiet: bool) -> dict[s
         except (OSError, json.JSONDecodeError):
             done = {}
         if _result_settings(done.get("fingerprint") or {}) == want and (run_dir / "encoder").is_dir():
-            return {**done.get("final", {}), "_reused": True}
+            # the pretraining's own duration: the report counts it once per method and seed
+            return {**done.get("final", {}), "_reused": True, "_seconds": float(done.get("seconds") or 0.0)}
     tick = time.perf_counter()
     final = _run_pretraining(config, wanted, run_dir, plugins, quiet)
     record = {"fingerprint": want, "seconds": time.perf_counter() - tick,

@@ -36,7 +36,7 @@ def _reference_sentence(supports: dict[str, int], reference: dict[str, float]) -
     commonest = max(supports, key=lambda name: supports[name])
     scores = ", ".join(f"{METRIC_LABELS[m]} {reference[m]:.3f}" for m in SCALAR_METRICS)
     counts = ", ".join(f"{n} {name}" for name, n in supports.items())
-    return (f"For reference, always predicting the commonest class ('{commonest}'; the test split has {counts}) "
+    return (f"For reference, always predicting the commonest class ('{commonest}'; the scored images are {counts}) "
             f"scores {scores} (dashed lines in the plot).")
 
 
