@@ -112,6 +112,20 @@ def run_compare(config: CompareConfig, plugins=None, *, command: str = "", quiet
         return _run_cells(config, plugins, command=command, quiet=quiet, say=say)
 
 
+def _fill_pretrain_seconds(config: CompareConfig, cell: Cell, record: dict[str, Any]) -> None:
+    """A cell's ``pretrain_seconds`` from its pretraining's ``pretrain.json`` when the cell reused it
+    (the report counts each pretraining once per method and seed)."""
+    import json
+
+    if cell.method in BASELINES or record.get("pretrain_seconds"):
+        return
+    try:
+        done = json.loads((cell.method_directory(config) / PRETRAIN_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    record["pretrain_seconds"] = float(done.get("seconds") or 0.0)
+
+
 def _eta(started: float, done: int, total: int) -> str:
     """``; about 12 min left`` from the mean time per finished cell so far (empty when done)."""
     if done >= total:
@@ -168,6 +182,8 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
             finished(cell, run_cell(config, cell, plugins, quiet=quiet, say=say), number, time.perf_counter() - tick)
     order = sorted(cells, key=lambda c: ([budget_key(b) for b in config.budgets()].index(budget_key(c.labels)),
                                          config.methods().index(c.method), c.seed, c.fold))
+    for cell in order:  # cells that reused a pretraining (another budget, fold or --jobs) name its duration
+        _fill_pretrain_seconds(config, cell, records[key(cell)])
     fold_rows = [cell_row(records[key(c)]) for c in order]
     pooled = pool_folds([records[key(c)] for c in order])
     rows = [cell_row(r) for r in pooled]
