@@ -186,17 +186,17 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
                     bootstrap_resamples, stats_only, quiet) -> None:
     """Compare maskers (and the from-scratch baseline) under one fine-tuning protocol.
 
-    Every masker is pretrained once per seed, then every encoder is fine-tuned and scored on the
-    test split; the table shows mean ± std over seeds, and every method is compared with scratch,
-    scratch-full, random and random-grid (those present) by its paired difference on the same test images with a 95 %
-    bootstrap interval and a verdict (better / worse / not distinguishable). Rerunning the same
-    command reuses the finished cells, so an interrupted comparison continues where it stopped.
+    Every masker is pretrained once per seed, then every encoder is fine-tuned and scored; by
+    default on 5 grouped, stratified folds (every labelled image a test image once, patients and
+    near-duplicates never split), so the figures and the paired 95 % bootstrap intervals against
+    scratch, scratch-full, random and random-grid (those present) cover every out-of-fold
+    prediction, with a verdict (better / worse / not distinguishable). Rerunning the same command
+    reuses the finished cells, so an interrupted comparison continues where it stopped.
 
     \b
-    Example (18 minutes on a shared 2-core CPU, docs/results/results.md):
-      sslkit compare --maskers random,dqn --data npz:../shared/data/busi/busi_64.npz \\
-        --seeds 2 --labels 100 --protocol paper --backbone resnet18 --pretrain-epochs 15 \\
-        --threads 1 --out docs/results --runs-dir /tmp/sslkit-compare-runs
+    Example (78 minutes on a shared 2-core CPU, docs/results/folds/results.md):
+      sslkit compare --data npz:../shared/data/busi/busi_64.npz --maskers random-grid \\
+        --seeds 3 --folds 5 --scratch-full --threads 1 --jobs 2 --out docs/results/folds
     """
     from sslkit.engine.launch import main_process_only
 
