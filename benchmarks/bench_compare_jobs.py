@@ -6,8 +6,8 @@ as whole processes, alternating the two settings ``--rounds`` times so a shared 
 hits both alike, each into a fresh folder. Prints every wall time, the medians and their ratio,
 and checks that both settings wrote identical out-of-fold predictions.
 
-    python benchmarks/bench_compare_jobs.py                 # --rounds 1
-    python benchmarks/bench_compare_jobs.py --rounds 3 --cores 4
+    python benchmarks/bench_compare_jobs.py                 # --rounds 1, 32 px, 3 fine-tuning epochs
+    python benchmarks/bench_compare_jobs.py --image-size 64 --finetune-epochs 30 --rounds 2
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 
 COMMAND = ["compare", "--maskers", "random-grid", "--seeds", "2", "--folds", "3", "--pretrain-epochs", "1",
-           "--finetune-epochs", "3", "--image-size", "32", "--quiet"]
+           "--quiet"]
 
 
-def run(jobs: int, threads: int, out: Path) -> float:
+def run(jobs: int, threads: int, out: Path, size: int, epochs: int) -> float:
     tick = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sslkit", *COMMAND, "--jobs", str(jobs), "--threads", str(threads),
-                    "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "sslkit", *COMMAND, "--image-size", str(size), "--finetune-epochs",
+                    str(epochs), "--jobs", str(jobs), "--threads", str(threads), "--out", str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - tick
 
 
@@ -35,12 +36,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--cores", type=int, default=2, help="N: compares --jobs 1 --threads N with --jobs N --threads 1")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--finetune-epochs", type=int, default=3)
     args = parser.parse_args()
     times: dict[str, list[float]] = {"one process": [], "processes": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            one = run(1, args.cores, Path(tmp) / f"one{r}")
-            many = run(args.cores, 1, Path(tmp) / f"many{r}")
+            one = run(1, args.cores, Path(tmp) / f"one{r}", args.image_size, args.finetune_epochs)
+            many = run(args.cores, 1, Path(tmp) / f"many{r}", args.image_size, args.finetune_epochs)
             times["one process"].append(one)
             times["processes"].append(many)
             print(f"round {r + 1}: --jobs 1 --threads {args.cores}: {one:.1f} s; "
