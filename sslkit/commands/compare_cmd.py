@@ -165,8 +165,8 @@ def _seeds(text: str) -> list[int]:
 @click.option("--threads", type=int, default=0, show_default=True, help=THREADS_HELP)
 @click.option("--jobs", type=int, default=_D.jobs, show_default=True,
               help="Run independent cells in this many processes (pretrainings first, then the fine-tuning cells); "
-                   "the figures are the same as with 1. On a CPU, N processes with --threads 1 usually beat one "
-                   "process with N threads (benchmarks/bench_compare_jobs.py).")
+                   "the figures are the same as with 1. Faster only where cores are free: on a busy 2-core VM "
+                   "--jobs 2 --threads 1 ran at 0.74-0.82x of --jobs 1 --threads 2 (benchmarks/bench_compare_jobs.py).")
 @click.option("--out", type=click.Path(file_okay=False), default="compare", show_default=True,
               help="Where results.md, results.csv and results.png go.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
