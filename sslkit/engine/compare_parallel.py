@@ -1,8 +1,9 @@
 """``sslkit compare --jobs N``: independent cells in N worker processes.
 
-Folds multiply fine-tuning cells, and on a CPU several one-thread processes use the cores better
-than one process whose small convolutions cannot keep several threads busy
-(``benchmarks/bench_compare_jobs.py`` measures it). Work runs in two waves: every pretraining a
+Folds multiply fine-tuning cells; where more cores are free than one process keeps busy, cells
+can run side by side. Each worker pays for importing torch and the plugins, so on a busy 2-core
+VM ``--jobs 2 --threads 1`` measured 0.74-0.82x the speed of ``--jobs 1 --threads 2``
+(``benchmarks/bench_compare_jobs.py``). Work runs in two waves: every pretraining a
 cell needs (one per method and seed), then every fine-tuning cell, which reuses its finished
 pretraining. Each worker runs exactly what ``--jobs 1`` runs, with the same thread count, so the
 figures are identical (a test checks it); finished cells are on disk as before, so an interrupted
