@@ -25,7 +25,15 @@ from torch import nn
 
 from sslkit.errors import UserError
 from sslkit.hookspecs import hookimpl
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
+from sslkit.masking import (
+    MaskerBase,
+    MaskerContext,
+    MaskFeedback,
+    StepInfo,
+    average_gradients,
+    grid_on_cells,
+    lesion_hit_counts,
+)
 from sslkit.optimizers import build_optimizer
 from sslkit_plugins.maskers._learned import (
     Checks,
@@ -52,7 +60,7 @@ DESCRIPTION = (
 )
 
 OPTIONS = {
-    "grid": "G, the side of the G x G grid of cells",
+    "grid": "G, the side of the G x G grid of cells (--encoding sparse: the encoder's grid unless G nests in it)",
     "ratio": "share of the cells hidden in every image, in (0, 1] (HPM with MAE: 0.75)",
     "alpha_start": "share of the hidden cells chosen as predicted hardest at the start (the rest random)",
     "alpha_end": "that share at the end of training (linear in between; HPM: 0 -> 0.5)",
@@ -103,7 +111,7 @@ class HPMMasker(MaskerBase):
         downsample: int = 32,
     ):
         check = Checks(WHAT)
-        self.grid = check.whole("grid", grid)
+        self.own_grid = self.grid = check.whole("grid", grid)
         self.ratio = check.number("ratio", ratio, 0.0, 1.0, open_low=True)
         self.alpha_start = check.number("alpha_start", alpha_start, 0.0, 1.0)
         self.alpha_end = check.number("alpha_end", alpha_end, 0.0, 1.0)
@@ -122,6 +130,8 @@ class HPMMasker(MaskerBase):
     # Life cycle ---------------------------------------------------------------------------
     def setup(self, context: MaskerContext) -> None:
         super().setup(context)
+        self.grid = grid_on_cells(self.own_grid, context)
+        self.hidden = hidden_count(self.ratio, self.grid)
         Checks(WHAT).grid_fits(self.grid, tuple(context.image_size))
         net = seeded(int(context.seed) * 7 + 2, lambda: LightQNetwork(context.in_chans, grid=self.grid, downsample=self.downsample))
         self.net = place(net, context)

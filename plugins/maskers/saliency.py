@@ -25,7 +25,7 @@ from torch import nn
 
 from sslkit.errors import UserError
 from sslkit.hookspecs import hookimpl
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, lesion_hit_counts
+from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, grid_on_cells, lesion_hit_counts
 from sslkit_plugins.maskers._learned import (
     Checks,
     cells_to_pixel_masks,
@@ -48,7 +48,7 @@ DESCRIPTION = (
 )
 
 OPTIONS = {
-    "grid": "G, the side of the G x G grid of cells",
+    "grid": "G, the side of the G x G grid of cells (--encoding sparse: the encoder's grid unless G nests in it)",
     "ratio": "share of the cells hidden in every image, in (0, 1]",
     "random_share": "share of the hidden cells drawn at random instead of by saliency (0: AttMask-High)",
     "momentum": "the teacher's moving-average momentum per step (0: the current encoder itself)",
@@ -81,7 +81,7 @@ class SaliencyMasker(MaskerBase):
     def __init__(self, grid: int = 8, ratio: float = 0.6, random_share: float = 0.0, momentum: float = 0.99,
                  level: Any = "auto", measure: str = "contrast"):
         check = Checks(WHAT)
-        self.grid = check.whole("grid", grid)
+        self.own_grid = self.grid = check.whole("grid", grid)
         self.ratio = check.number("ratio", ratio, 0.0, 1.0, open_low=True)
         self.random_share = check.number("random_share", random_share, 0.0, 1.0)
         self.momentum = check.number("momentum", momentum, 0.0, 1.0)
@@ -99,6 +99,9 @@ class SaliencyMasker(MaskerBase):
     # Life cycle ---------------------------------------------------------------------------
     def setup(self, context: MaskerContext) -> None:
         super().setup(context)
+        self.grid = grid_on_cells(self.own_grid, context)
+        self.hidden = hidden_count(self.ratio, self.grid)
+        self.by_saliency = self.hidden - round(self.random_share * self.hidden)
         Checks(WHAT).grid_fits(self.grid, tuple(context.image_size))
         encoder = getattr(context, "encoder", None)
         if encoder is None:

@@ -24,7 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
+from sslkit.masking import (
+    MaskerBase,
+    MaskerContext,
+    MaskFeedback,
+    StepInfo,
+    average_gradients,
+    grid_on_cells,
+    lesion_hit_counts,
+    snap_to_cells,
+)
 from sslkit.optimizers import build_optimizer
 from sslkit.options import OptionChecks
 from sslkit_plugins.maskers.dqn.exploration import EXPLORATIONS, Choice, Policy, make_policy
@@ -49,7 +58,8 @@ DESCRIPTION = (
 
 OPTIONS = {
     "network": "Q-network: light (small CNN on a downsampled image) or paper (the authors' 0.67 M-parameter CNN)",
-    "grid": "G, the side of the G x G grid of cells Q is predicted on (the paper: 9 at 300 px)",
+    "grid": "G, the side of the G x G grid of cells Q is predicted on (the paper: 9 at 300 px); under --encoding "
+            "sparse, when G does not nest in the encoder's cell grid, each block is snapped to the encoder's cells",
     "block": "k: each mask is a k x k block of cells, always fully inside the image (the paper: 2)",
     "cells": "blocks per image: the top-n corners (the paper: 1)",
     "val_block": "k in validation (the paper: 3); unset = block",
@@ -185,6 +195,11 @@ class DQNMasker(MaskerBase):
         policy = self.policy if training else self.greedy
         choice = policy.choose(values, self.cells, step.progress, self.generator)
         cells, masks = corners_to_masks(choice.corners, self.grid, block, tuple(images.shape[-2:]))
+        cell_grid = self.cell_grid
+        if cell_grid is not None and grid_on_cells(self.grid, self.context) != self.grid:
+            # sparse encoding on a grid its own does not nest in: the same agent and blocks, each
+            # block snapped to the encoder's cells (those it covers at least half of)
+            masks = snap_to_cells(masks, cell_grid)[1]
         self._pending = _Pending(q, cells, choice, values, block, training)
         self._last_q = q.detach()
         self._last_size = tuple(images.shape[-2:])

@@ -1,0 +1,202 @@
+"""Sparse masked encoding (SparK, Tian et al. ICLR 2023) for any CNN encoder, without touching its code.
+
+A convolutional encoder given a masked image sees the holes as image content: zeros with hard
+edges, counted in BatchNorm's statistics, shrinking away layer by layer. SparK simulates
+submanifold sparse convolution with dense layers instead: the encoder runs as if only the visible
+cells existed. :func:`install_sparse_encoding` does that to an existing encoder in place:
+
+* every ``Conv2d``, pooling layer, ``LayerNorm`` and ``Linear`` (timm applies the last two to NHWC
+  maps in ConvNeXt blocks) gets a forward hook that zeroes its output at the masked positions, at
+  that layer's own resolution (the cell grid mapped onto the map with the exact integer split of
+  :func:`sslkit.masking.cell_index`);
+* every BatchNorm layer's class is swapped for a subclass (same parameters and buffers, hence the
+  same ``state_dict`` keys) that normalises over the visible positions only, running statistics
+  included, then writes zeros at the masked positions. It calls the original class's own forward
+  on the visible positions gathered as an ``(N, C, 1, 1)`` batch, so timm's ``BatchNormAct2d``
+  (norm + activation), ``SyncBatchNorm`` and any other subclass keep their behaviour.
+
+All of it is inert until :meth:`SparseEncoding.active` gives it the visible cells of a batch: the
+k-NN probe, a ``saliency`` teacher copied from the encoder, fine-tuning and export all run the
+same modules densely and see exactly the original network. Layers that normalise over positions
+with per-image statistics (GroupNorm, InstanceNorm) are refused in one sentence rather than run
+with statistics that mix in the holes.
+
+The decoder side (:class:`MaskTokens`) fills every masked position of every feature map with a
+learned vector per scale before decoding ("densifying"), so the decoder never reads the zeros.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from sslkit.errors import UserError
+from sslkit.masking import cell_index
+
+#: Layers whose output is zeroed at masked positions (BatchNorm is handled by its own subclass).
+_ZEROED = (nn.Conv2d, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.LayerNorm, nn.Linear)
+#: Layers whose statistics would mix visible and masked positions and that have no masked form here.
+_REFUSED = (nn.GroupNorm, nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
+
+
+class SparseEncoding:
+    """The visible cells of the batch being encoded, and the masks derived from them per resolution.
+
+    One object per encoder; the hooks and BatchNorm layers installed by
+    :func:`install_sparse_encoding` read it. Outside :meth:`active` it holds nothing and every
+    layer runs densely."""
+
+    def __init__(self, cell_grid: tuple[int, int]):
+        self.cell_grid = (int(cell_grid[0]), int(cell_grid[1]))
+        self._visible: torch.Tensor | None = None  # (B, gh, gw) bool
+        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._index_cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    @property
+    def is_active(self) -> bool:
+        return self._visible is not None
+
+    @contextlib.contextmanager
+    def active(self, visible_cells: torch.Tensor) -> Iterator[None]:
+        """Encode sparsely inside the block: ``visible_cells`` is (B, gh, gw) bool, True = visible."""
+        if tuple(visible_cells.shape[1:]) != self.cell_grid:
+            raise ValueError(f"visible cells of shape {tuple(visible_cells.shape)} do not match the grid {self.cell_grid}")
+        self._visible, self._cache, self._index_cache = visible_cells.bool(), {}, {}
+        try:
+            yield
+        finally:
+            self._visible, self._cache, self._index_cache = None, {}, {}
+
+    def visible_at(self, height: int, width: int) -> torch.Tensor | None:
+        """(B, 1, height, width) bool visible positions of a map of that size; None when inactive
+        or for a 1 x 1 map (a global context vector such as a squeeze-excite's, which is not a place)."""
+        if self._visible is None or height * width == 1:
+            return None
+        key = (int(height), int(width))
+        found = self._cache.get(key)
+        if found is None:
+            cells = self._visible
+            rows = cell_index(cells.shape[1], key[0], cells.device)
+            cols = cell_index(cells.shape[2], key[1], cells.device)
+            found = cells[:, rows][:, :, cols][:, None]
+            self._cache[key] = found
+        return found
+
+    def visible_index(self, height: int, width: int) -> torch.Tensor:
+        """Flat indices of the visible positions of a (B, H, W) map: one host sync per resolution
+        and forward pass, shared by every BatchNorm layer at that resolution."""
+        key = (int(height), int(width))
+        found = self._index_cache.get(key)
+        if found is None:
+            found = self.visible_at(*key).reshape(-1).nonzero().squeeze(1)
+            self._index_cache[key] = found
+        return found
+
+
+def _zero_masked(state: SparseEncoding, channels_last_map: bool):
+    """A forward hook writing zeros at the masked positions of the layer's output."""
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor):
+        if state._visible is None or not isinstance(output, torch.Tensor) or output.dim() != 4:
+            return None
+        if channels_last_map:  # (B, H, W, C): ConvNeXt's LayerNorm and Linear layers
+            visible = state.visible_at(output.shape[1], output.shape[2])
+            return None if visible is None else output * visible.permute(0, 2, 3, 1).to(output.dtype)
+        visible = state.visible_at(output.shape[2], output.shape[3])
+        return None if visible is None else output * visible.to(output.dtype)
+
+    return hook
+
+
+class _SparseBatchNormMixin:
+    """BatchNorm over the visible positions only (see the module docstring)."""
+
+    _sparse_state: SparseEncoding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        state = self._sparse_state
+        visible = state.visible_at(x.shape[2], x.shape[3]) if x.dim() == 4 else None
+        if visible is None:
+            return super().forward(x)  # type: ignore[misc]
+        b, c, h, w = x.shape
+        index = state.visible_index(h, w)
+        flat = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
+        normed = super().forward(flat.index_select(0, index)[:, :, None, None])[:, :, 0, 0]  # type: ignore[misc]
+        out = flat.new_zeros(b * h * w, normed.shape[1], dtype=normed.dtype).index_copy(0, index, normed)
+        # back to (B, C, H, W) in channels_last memory, the layout the convolutions run fastest in
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+
+
+_SPARSE_CLASSES: dict[type, type] = {}
+
+
+def _sparse_class(cls: type) -> type:
+    """``Sparse<Name>``: the BatchNorm class ``cls`` normalising over visible positions only."""
+    if cls not in _SPARSE_CLASSES:
+        _SPARSE_CLASSES[cls] = type(f"Sparse{cls.__name__}", (_SparseBatchNormMixin, cls), {"__module__": __name__})
+    return _SPARSE_CLASSES[cls]
+
+
+def _is_channels_first_norm(module: nn.Module) -> bool:
+    """timm's LayerNorm2d family normalise NCHW maps over channels; a plain LayerNorm sees NHWC."""
+    return type(module).__name__.endswith("2d")
+
+
+def install_sparse_encoding(encoder: nn.Module, cell_grid: tuple[int, int], name: str = "the encoder") -> SparseEncoding:
+    """Make ``encoder`` encode sparsely whenever the returned state is :meth:`~SparseEncoding.active`.
+
+    The weights, their names and the dense behaviour are unchanged (an exported encoder loads into
+    a freshly built one). Raises :class:`UserError` for a layer kind with no masked form."""
+    existing = getattr(encoder, "_sparse_encoding", None)
+    if existing is not None:
+        return existing
+    refused = sorted({type(m).__name__ for m in encoder.modules() if isinstance(m, _REFUSED)})
+    if refused:
+        raise UserError(
+            f"--encoding sparse cannot run {name}: its {', '.join(refused)} layers normalise each image over all "
+            "positions, holes included, and have no masked form; use --encoding dense or a BatchNorm/LayerNorm backbone"
+        )
+    state = SparseEncoding(cell_grid)
+    for module in encoder.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.__class__ = _sparse_class(type(module))
+            module._sparse_state = state
+        elif isinstance(module, _ZEROED):
+            nhwc = isinstance(module, nn.Linear) or (isinstance(module, nn.LayerNorm) and not _is_channels_first_norm(module))
+            module.register_forward_hook(_zero_masked(state, nhwc))
+    encoder._sparse_encoding = state
+    return state
+
+
+def encoder_cell_grid(encoder: nn.Module, image_size: tuple[int, int], in_chans: int) -> tuple[int, int]:
+    """The deepest feature map's size for images of ``image_size``: the cells the encoder can
+    represent as present or absent (SparK draws its masks on exactly this grid)."""
+    param = next(encoder.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            deepest = encoder(torch.zeros(1, int(in_chans), *image_size, device=device))[-1]
+    finally:
+        encoder.train(was_training)
+    return int(deepest.shape[-2]), int(deepest.shape[-1])
+
+
+class MaskTokens(nn.Module):
+    """One learned vector per feature level, written into the masked positions of that level's map
+    before the decoder reads it (SparK's densifying step; initialised like SparK's, N(0, 0.02))."""
+
+    def __init__(self, feature_channels: list[int]):
+        super().__init__()
+        self.tokens = nn.ParameterList(nn.Parameter(torch.randn(1, int(c), 1, 1) * 0.02) for c in feature_channels)
+
+    def forward(self, features: list[torch.Tensor], state: SparseEncoding) -> list[torch.Tensor]:
+        out = []
+        for feature, token in zip(features, self.tokens):
+            visible = state.visible_at(feature.shape[2], feature.shape[3])
+            out.append(feature if visible is None else torch.where(visible, feature, token.to(feature.dtype)))
+        return out
