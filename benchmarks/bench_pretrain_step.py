@@ -108,7 +108,7 @@ class StepRunner:
         self.cell_grid = None
         if encoding == "sparse":
             self.cell_grid = encoder_cell_grid(self.model.encoder, size, args.in_chans)
-            self.model.enable_sparse_encoding(self.cell_grid)
+            self.model.enable_sparse_encoding(self.cell_grid, size)
         self.optimizer = build_optimizer(self.model.parameters(), "adam", lr=1e-3)
         self.masker = plugins.maskers.create(args.masker, **masker_options)
         self.masker.setup(MaskerContext(image_size=size, in_chans=args.in_chans, device=device, total_steps=args.steps,

@@ -172,7 +172,7 @@ def _cell_grid(config: PretrainConfig, predictor: torch.nn.Module) -> tuple[int,
                 f"'{config.backbone}' gives {grid[0]} x {grid[1]} at {config.image_size} px: use larger images or a "
                 "finer grid (e.g. --backbone-opt output_stride=8 for timm CNNs)"
             )
-        predictor.enable_sparse_encoding(grid)
+        predictor.enable_sparse_encoding(grid, size)
     return grid
 
 

@@ -39,12 +39,15 @@ class Predictor(nn.Module):
         self.sparse: Any = None  # the encoder's SparseEncoding state once enabled
         self.mask_tokens: nn.Module | None = None
 
-    def enable_sparse_encoding(self, cell_grid: tuple[int, int]) -> None:
-        """Install sparse encoding on the encoder and add the per-scale mask tokens (in place)."""
+    def enable_sparse_encoding(self, cell_grid: tuple[int, int], image_size: tuple[int, int] | None = None) -> None:
+        """Install sparse encoding on the encoder and add the per-scale mask tokens (in place);
+        ``image_size`` lets it skip the zeroing that a following BatchNorm makes redundant."""
         from sslkit.models.sparse import MaskTokens, install_sparse_encoding
 
-        name = f"backbone '{getattr(self.encoder, 'spec', {}).get('backbone', type(self.encoder).__name__)}'"
-        self.sparse = install_sparse_encoding(self.encoder, cell_grid, name)
+        spec = getattr(self.encoder, "spec", {})
+        name = f"backbone '{spec.get('backbone', type(self.encoder).__name__)}'"
+        self.sparse = install_sparse_encoding(self.encoder, cell_grid, name, sample_size=image_size,
+                                              in_chans=int(spec.get("in_chans", 1)))
         if self.mask_tokens is None:
             param = next(self.encoder.parameters(), None)
             tokens = MaskTokens(list(self.encoder.feature_channels))
@@ -54,8 +57,8 @@ class Predictor(nn.Module):
         if visible_cells is None or self.sparse is None:
             return self.decoder(self.encoder(x), tuple(x.shape[-2:]))
         with self.sparse.active(visible_cells):
-            visible = self.sparse.visible_at(x.shape[2], x.shape[3])
-            features = self.encoder(x * visible.to(x.dtype))  # the masked input never enters the encoder
+            # the masked input never enters the encoder (a copy: the caller's images stay as they are)
+            features = self.encoder(self.sparse.zero_masked_(x.clone()))
             features = self.mask_tokens(features, self.sparse)
         return self.decoder(features, tuple(x.shape[-2:]))
 

@@ -28,7 +28,7 @@ learned vector per scale before decoding ("densifying"), so the decoder never re
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -53,6 +53,7 @@ class SparseEncoding:
         self.cell_grid = (int(cell_grid[0]), int(cell_grid[1]))
         self._visible: torch.Tensor | None = None  # (B, gh, gw) bool
         self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._hidden_cache: dict[tuple[int, ...], torch.Tensor] = {}
         self._index_cache: dict[tuple[int, int], torch.Tensor] = {}
 
     @property
@@ -64,11 +65,11 @@ class SparseEncoding:
         """Encode sparsely inside the block: ``visible_cells`` is (B, gh, gw) bool, True = visible."""
         if tuple(visible_cells.shape[1:]) != self.cell_grid:
             raise ValueError(f"visible cells of shape {tuple(visible_cells.shape)} do not match the grid {self.cell_grid}")
-        self._visible, self._cache, self._index_cache = visible_cells.bool(), {}, {}
+        self._visible, self._cache, self._hidden_cache, self._index_cache = visible_cells.bool(), {}, {}, {}
         try:
             yield
         finally:
-            self._visible, self._cache, self._index_cache = None, {}, {}
+            self._visible, self._cache, self._hidden_cache, self._index_cache = None, {}, {}, {}
 
     def visible_at(self, height: int, width: int) -> torch.Tensor | None:
         """(B, 1, height, width) bool visible positions of a map of that size; None when inactive
@@ -84,6 +85,34 @@ class SparseEncoding:
             found = cells[:, rows][:, :, cols][:, None]
             self._cache[key] = found
         return found
+
+    def hidden_at(self, height: int, width: int, nhwc: bool) -> torch.Tensor | None:
+        """Bool masked positions of a map of that size, (B, H, W, 1) contiguous when ``nhwc`` else
+        (B, 1, H, W), cached; None where nothing is to be zeroed (inactive, or a 1 x 1 map)."""
+        key = (int(height), int(width), bool(nhwc))
+        found = self._hidden_cache.get(key)
+        if found is None:
+            visible = self.visible_at(height, width)
+            if visible is None:
+                return None
+            found = ~visible.permute(0, 2, 3, 1).contiguous() if nhwc else ~visible
+            self._hidden_cache[key] = found
+        return found
+
+    def zero_masked_(self, output: torch.Tensor, nhwc: bool = False) -> torch.Tensor:
+        """Write zeros at the masked positions of a 4-D map (in place unless channels_last), in the map's own memory layout
+        (an NCHW mask against a channels_last map would make this and its backward pass copy the
+        whole map). ``nhwc``: ``output`` is laid out (B, H, W, C), as ConvNeXt's MLP sees it."""
+        if nhwc:
+            hidden = self.hidden_at(output.shape[1], output.shape[2], True)
+            return output if hidden is None else output.masked_fill_(hidden, 0.0)
+        channels_last = output.shape[1] > 1 and output.is_contiguous(memory_format=torch.channels_last)
+        hidden = self.hidden_at(output.shape[2], output.shape[3], channels_last)
+        if hidden is None:
+            return output
+        if channels_last:  # on the contiguous (B, H, W, C) view; not in place, which on a view would copy
+            return output.permute(0, 2, 3, 1).masked_fill(hidden, 0.0).permute(0, 3, 1, 2)
+        return output.masked_fill_(hidden, 0.0)
 
     def visible_index(self, height: int, width: int) -> torch.Tensor:
         """Flat indices of the visible positions of a (B, H, W) map: one host sync per resolution
@@ -102,11 +131,8 @@ def _zero_masked(state: SparseEncoding, channels_last_map: bool):
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor):
         if state._visible is None or not isinstance(output, torch.Tensor) or output.dim() != 4:
             return None
-        if channels_last_map:  # (B, H, W, C): ConvNeXt's LayerNorm and Linear layers
-            visible = state.visible_at(output.shape[1], output.shape[2])
-            return None if visible is None else output * visible.permute(0, 2, 3, 1).to(output.dtype)
-        visible = state.visible_at(output.shape[2], output.shape[3])
-        return None if visible is None else output * visible.to(output.dtype)
+        # In place where it can be: these layers' backward passes need their inputs, not their outputs.
+        return state.zero_masked_(output, channels_last_map)
 
     return hook
 
@@ -126,8 +152,9 @@ class _SparseBatchNormMixin:
         flat = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
         normed = super().forward(flat.index_select(0, index)[:, :, None, None])[:, :, 0, 0]  # type: ignore[misc]
         out = flat.new_zeros(b * h * w, normed.shape[1], dtype=normed.dtype).index_copy(0, index, normed)
-        # back to (B, C, H, W) in channels_last memory, the layout the convolutions run fastest in
-        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+        out = out.view(b, h, w, -1).permute(0, 3, 1, 2)  # (B, C, H, W) in channels_last memory
+        # in the input's layout: a layout change between layers costs a full copy of the map each time
+        return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
 
 
 _SPARSE_CLASSES: dict[type, type] = {}
@@ -145,11 +172,17 @@ def _is_channels_first_norm(module: nn.Module) -> bool:
     return type(module).__name__.endswith("2d")
 
 
-def install_sparse_encoding(encoder: nn.Module, cell_grid: tuple[int, int], name: str = "the encoder") -> SparseEncoding:
+def install_sparse_encoding(encoder: nn.Module, cell_grid: tuple[int, int], name: str = "the encoder", *,
+                            sample_size: tuple[int, int] | None = None, in_chans: int = 1) -> SparseEncoding:
     """Make ``encoder`` encode sparsely whenever the returned state is :meth:`~SparseEncoding.active`.
 
     The weights, their names and the dense behaviour are unchanged (an exported encoder loads into
-    a freshly built one). Raises :class:`UserError` for a layer kind with no masked form."""
+    a freshly built one). Raises :class:`UserError` for a layer kind with no masked form.
+
+    With ``sample_size`` (the training images' size), one dense forward pass finds the layers whose
+    output goes to a BatchNorm and nowhere else (every conv of a ResNet): zeroing their output would
+    be redundant, since that BatchNorm reads visible positions only and writes zeros at the others,
+    so they get no hook (about a tenth of the sparse step's cost on a ResNet)."""
     existing = getattr(encoder, "_sparse_encoding", None)
     if existing is not None:
         return existing
@@ -160,15 +193,59 @@ def install_sparse_encoding(encoder: nn.Module, cell_grid: tuple[int, int], name
             "positions, holes included, and have no masked form; use --encoding dense or a BatchNorm/LayerNorm backbone"
         )
     state = SparseEncoding(cell_grid)
+    # found before anything is swapped: the dense network's own graph
+    normalised_next = _layers_feeding_only_batchnorm(encoder, sample_size, in_chans) if sample_size else set()
     for module in encoder.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.__class__ = _sparse_class(type(module))
             module._sparse_state = state
+        elif module in normalised_next:
+            continue  # its masked outputs are only read by a norm that ignores them and zeroes its own
         elif isinstance(module, _ZEROED):
             nhwc = isinstance(module, nn.Linear) or (isinstance(module, nn.LayerNorm) and not _is_channels_first_norm(module))
             module.register_forward_hook(_zero_masked(state, nhwc))
     encoder._sparse_encoding = state
     return state
+
+
+def _layers_feeding_only_batchnorm(encoder: nn.Module, sample_size: tuple[int, int],
+                                   in_chans: int = 1) -> set[nn.Module]:
+    """Zeroed-kind layers whose output tensor is the input of a BatchNorm layer and is read by
+    nothing else, found on the autograd graph of one dense forward pass (no statistics change)."""
+    outputs: dict[nn.Module, torch.Tensor] = {}
+    norm_inputs: list[torch.Tensor] = []
+    handles = []
+    for module in encoder.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            handles.append(module.register_forward_hook(lambda m, i, o: norm_inputs.append(i[0])))
+        elif isinstance(module, _ZEROED):
+            handles.append(module.register_forward_hook(lambda m, i, o: outputs.__setitem__(m, o)))
+    param = next(encoder.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.enable_grad():
+            features = encoder(torch.zeros(1, int(in_chans), *sample_size, device=device))
+    finally:
+        encoder.train(was_training)
+        for handle in handles:
+            handle.remove()
+    consumers: dict[Any, int] = {}
+    seen: set[Any] = set()
+    stack = [f.grad_fn for f in features if f.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for child, _ in node.next_functions:
+            if child is not None:
+                consumers[child] = consumers.get(child, 0) + 1
+                stack.append(child)
+    feeding = {id(t) for t in norm_inputs}
+    return {m for m, out in outputs.items()
+            if id(out) in feeding and out.grad_fn is not None and consumers.get(out.grad_fn, 0) == 1}
 
 
 def encoder_cell_grid(encoder: nn.Module, image_size: tuple[int, int], in_chans: int) -> tuple[int, int]:

@@ -91,7 +91,7 @@ def test_masked_positions_cannot_change_any_visible_output(name, options):
         dense_visible = [dense_state.visible_at(*f.shape[-2:]) for f in clean]
     assert any(not torch.allclose(a * v, b * v) for a, b, v in zip(clean, noisy, dense_visible))
 
-    state_box["state"] = install_sparse_encoding(encoder, grid)
+    state_box["state"] = install_sparse_encoding(encoder, grid, sample_size=(SIZE, SIZE))
     clean, noisy = encode(True, False), encode(True, True)
     for level, (a, b) in enumerate(zip(clean, noisy)):
         with state_box["state"].active(visible_cells):
@@ -104,7 +104,7 @@ def test_masked_positions_cannot_change_any_visible_output(name, options):
 def test_batchnorm_statistics_come_from_visible_positions_only():
     encoder = build_predictor("resnet10t", in_chans=1).encoder
     grid = encoder_cell_grid(encoder, (SIZE, SIZE), 1)
-    state = install_sparse_encoding(encoder, grid)
+    state = install_sparse_encoding(encoder, grid, sample_size=(SIZE, SIZE))
     bn = encoder.body.bn1  # after the tiered stem's last conv
     bn.reset_running_stats()
     bn.momentum = 1.0  # running statistics = this batch's
@@ -128,7 +128,7 @@ def test_dense_behaviour_weights_and_exports_are_unchanged(tmp_path):
     plain = build_predictor("resnet10t", in_chans=1).eval()
     sparse = build_predictor("resnet10t", in_chans=1)
     sparse.load_state_dict(plain.state_dict())
-    sparse.enable_sparse_encoding(encoder_cell_grid(sparse.encoder, (SIZE, SIZE), 1))
+    sparse.enable_sparse_encoding(encoder_cell_grid(sparse.encoder, (SIZE, SIZE), 1), (SIZE, SIZE))
     sparse.eval()
     x = torch.randn(2, 1, SIZE, SIZE)
     assert torch.equal(plain(x), sparse(x))  # no visible cells given: the dense network
