@@ -156,7 +156,7 @@ def bench_backbone(name: str, args, device: torch.device, masker_options: dict) 
     default = StepRunner(name, args.precision, args, device, masker_options)
     sparse = StepRunner(name, args.precision, args, device, masker_options, encoding="sparse")
     runners = [default, sparse] + ([StepRunner(name, "fp32", args, device, masker_options)]
-                                   if args.precision != "fp32" else [])
+                                   if args.precision != "fp32" and not args.no_fp32 else [])
     flops = count_flops(default.forward_backward)  # counted once, outside the timing
     for runner in runners:
         runner.optimizer.zero_grad(set_to_none=True)
@@ -166,7 +166,8 @@ def bench_backbone(name: str, args, device: torch.device, masker_options: dict) 
         for runner in runners:
             runner.timed_step()
     median = statistics.median(default.times)
-    fp32 = statistics.median(runners[-1].times)
+    fp32_runner = runners[2] if len(runners) > 2 else (default if args.precision == "fp32" else None)
+    fp32 = statistics.median(fp32_runner.times) if fp32_runner is not None else float("nan")
     return {
         "backbone": name,
         "params": count_parameters(default.model),
@@ -196,6 +197,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--masker", default="random")
     parser.add_argument("--masker-opt", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--no-fp32", action="store_true", help="do not time fp32 beside the default precision")
     parser.add_argument("--backbone-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="backbone option for every backbone, e.g. output_stride=8")
     args = parser.parse_args(argv)
