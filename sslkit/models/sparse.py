@@ -220,15 +220,9 @@ def _layers_feeding_only_batchnorm(encoder: nn.Module, sample_size: tuple[int, i
             handles.append(module.register_forward_hook(lambda m, i, o: norm_inputs.append(i[0])))
         elif isinstance(module, _ZEROED):
             handles.append(module.register_forward_hook(lambda m, i, o: outputs.__setitem__(m, o)))
-    param = next(encoder.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = encoder.training
-    encoder.eval()
     try:
-        with torch.enable_grad():
-            features = encoder(torch.zeros(1, int(in_chans), *sample_size, device=device))
+        features = _dense_probe(encoder, sample_size, in_chans, grad=True)
     finally:
-        encoder.train(was_training)
         for handle in handles:
             handle.remove()
     consumers: dict[Any, int] = {}
@@ -251,16 +245,21 @@ def _layers_feeding_only_batchnorm(encoder: nn.Module, sample_size: tuple[int, i
 def encoder_cell_grid(encoder: nn.Module, image_size: tuple[int, int], in_chans: int) -> tuple[int, int]:
     """The deepest feature map's size for images of ``image_size``: the cells the encoder can
     represent as present or absent (SparK draws its masks on exactly this grid)."""
+    deepest = _dense_probe(encoder, image_size, in_chans, grad=False)[-1]
+    return int(deepest.shape[-2]), int(deepest.shape[-1])
+
+
+def _dense_probe(encoder: nn.Module, size: tuple[int, int], in_chans: int, *, grad: bool) -> list[torch.Tensor]:
+    """The encoder's maps for one blank image, in eval mode (its BatchNorm statistics unchanged)."""
     param = next(encoder.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = encoder.training
     encoder.eval()
     try:
-        with torch.no_grad():
-            deepest = encoder(torch.zeros(1, int(in_chans), *image_size, device=device))[-1]
+        with torch.set_grad_enabled(grad):
+            return list(encoder(torch.zeros(1, int(in_chans), *size, device=device)))
     finally:
         encoder.train(was_training)
-    return int(deepest.shape[-2]), int(deepest.shape[-1])
 
 
 class MaskTokens(nn.Module):
