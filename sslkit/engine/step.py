@@ -76,6 +76,8 @@ def train_step(
     masks = validate_masks(masker.propose(images, info), images, who)
     visible_cells = None
     if encoding == "sparse":
+        if cell_grid is None:
+            raise ValueError("encoding='sparse' needs the encoder's cell_grid")
         cells, snapped = snap_to_cells(masks, cell_grid)
         _note_unaligned(masks, snapped, masker, who, dist)
         masks, visible_cells = snapped, ~cells
