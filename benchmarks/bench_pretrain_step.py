@@ -10,7 +10,12 @@ achieved FLOP/s. In the same run the machine's own throughput is measured on one
 channels_last convolution (in bf16 and fp32) and one big matmul, so the last columns say what share
 of that peak the training step reaches. Data loading is not included (see the engine's logs).
 
+Sparse masked encoding (``--encoding sparse``) is timed beside the dense step, interleaved, at the
+default precision, with the same masker snapped to the encoder's cells (``sparse ms`` and
+``sparse/dense``; the target is at most 1.15x).
+
     python benchmarks/bench_pretrain_step.py --threads 1               # 64 px, batch 16, CPU or GPU
+    python benchmarks/bench_pretrain_step.py --threads 1 --backbone-opt output_stride=8 --masker random-grid
     python benchmarks/bench_pretrain_step.py --image-size 256 --batch-size 32 --precision bf16
 """
 
@@ -24,8 +29,9 @@ from contextlib import nullcontext
 import torch
 
 from sslkit.engine.device import resolve_precision
-from sslkit.masking import MaskerContext, StepInfo, apply_mask, parse_options
+from sslkit.masking import MaskerContext, StepInfo, apply_mask, parse_options, snap_to_cells
 from sslkit.models import build_predictor, count_flops, count_parameters
+from sslkit.models.sparse import encoder_cell_grid
 from sslkit.optimizers import build_optimizer
 from sslkit.plugins import get_plugins
 
@@ -90,17 +96,24 @@ def hardware_reference(device: torch.device, precision: str) -> dict[str, float]
 class StepRunner:
     """One backbone's training step at one precision, as the engine lays it out."""
 
-    def __init__(self, name: str, precision: str, args, device: torch.device, masker_options: dict):
+    def __init__(self, name: str, precision: str, args, device: torch.device, masker_options: dict,
+                 encoding: str = "dense"):
         plugins = get_plugins()
         torch.manual_seed(0)
         self.device, self.precision = device, precision
-        self.model = build_predictor(name, in_chans=args.in_chans, plugins=plugins, decoder_skips="auto")
+        self.model = build_predictor(name, in_chans=args.in_chans, plugins=plugins, decoder_skips="auto",
+                                     **args.backbone_options)
         self.model = self.model.to(device, memory_format=CL).train()
-        self.optimizer = build_optimizer(self.model.parameters(), "adam", lr=1e-3)
         size = (args.image_size, args.image_size)
+        self.cell_grid = None
+        if encoding == "sparse":
+            self.cell_grid = encoder_cell_grid(self.model.encoder, size, args.in_chans)
+            self.model.enable_sparse_encoding(self.cell_grid, size)
+        self.optimizer = build_optimizer(self.model.parameters(), "adam", lr=1e-3)
         self.masker = plugins.maskers.create(args.masker, **masker_options)
         self.masker.setup(MaskerContext(image_size=size, in_chans=args.in_chans, device=device, total_steps=args.steps,
-                                        steps_per_epoch=args.steps, epochs=1, precision=precision, memory_format=CL))
+                                        steps_per_epoch=args.steps, epochs=1, precision=precision, memory_format=CL,
+                                        cell_grid=self.cell_grid))
         gen = torch.Generator().manual_seed(0)
         self.images = (torch.rand(args.batch_size, args.in_chans, *size, generator=gen) * 2 - 1).to(device)
         self.images = self.images.contiguous(memory_format=CL)
@@ -111,8 +124,13 @@ class StepRunner:
 
     def forward_backward(self):
         masks = self.masker.propose(self.images, StepInfo(self.count, 0, self.total))
+        visible = None
+        if self.cell_grid is not None:  # as the engine's step does under --encoding sparse
+            cells, masks = snap_to_cells(masks, self.cell_grid)
+            visible = ~cells
         with autocast(self.device, self.precision):
-            out = self.model(apply_mask(self.images, masks))
+            masked = apply_mask(self.images, masks)
+            out = self.model(masked) if visible is None else self.model(masked, visible)
         hidden = masks.expand_as(self.images)
         loss = ((out.float() - self.images) ** 2 * hidden).sum() / hidden.sum().clamp(min=1)
         self.scaler.scale(loss).backward()
@@ -136,7 +154,9 @@ class StepRunner:
 def bench_backbone(name: str, args, device: torch.device, masker_options: dict) -> dict:
     """The default precision and fp32, interleaved step by step (a shared machine's load hits both)."""
     default = StepRunner(name, args.precision, args, device, masker_options)
-    runners = [default] + ([StepRunner(name, "fp32", args, device, masker_options)] if args.precision != "fp32" else [])
+    sparse = StepRunner(name, args.precision, args, device, masker_options, encoding="sparse")
+    runners = [default, sparse] + ([StepRunner(name, "fp32", args, device, masker_options)]
+                                   if args.precision != "fp32" and not args.no_fp32 else [])
     flops = count_flops(default.forward_backward)  # counted once, outside the timing
     for runner in runners:
         runner.optimizer.zero_grad(set_to_none=True)
@@ -146,7 +166,8 @@ def bench_backbone(name: str, args, device: torch.device, masker_options: dict) 
         for runner in runners:
             runner.timed_step()
     median = statistics.median(default.times)
-    fp32 = statistics.median(runners[-1].times)
+    fp32_runner = runners[2] if len(runners) > 2 else (default if args.precision == "fp32" else None)
+    fp32 = statistics.median(fp32_runner.times) if fp32_runner is not None else float("nan")
     return {
         "backbone": name,
         "params": count_parameters(default.model),
@@ -156,6 +177,8 @@ def bench_backbone(name: str, args, device: torch.device, masker_options: dict) 
         "img_s": args.batch_size / median,
         "flop_s": flops / median,
         "fp32_step_s": fp32,
+        "sparse_step_s": statistics.median(sparse.times),
+        "cell_grid": sparse.cell_grid,
     }
 
 
@@ -174,7 +197,11 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--masker", default="random")
     parser.add_argument("--masker-opt", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--no-fp32", action="store_true", help="do not time fp32 beside the default precision")
+    parser.add_argument("--backbone-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="backbone option for every backbone, e.g. output_stride=8")
     args = parser.parse_args(argv)
+    args.backbone_options = parse_options(args.backbone_opt, "--backbone-opt")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -188,9 +215,9 @@ def main(argv=None) -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type}, {torch.get_num_threads()} threads"
     print(f"device: {where}; precision {args.precision} (and fp32 beside it), channels_last, fused Adam; "
           f"{args.image_size} px, batch {args.batch_size}, in_chans {args.in_chans}; masker {args.masker} "
-          f"{masker_options or ''}")
+          f"{masker_options or ''}; backbone options {args.backbone_options or 'none'}")
     header = (f"{'backbone':<18}{'params':>9}{'GFLOP/step':>12}{'step ms':>10}{'spread':>8}{'img/s':>10}{'GFLOP/s':>10}"
-              f"{'% conv':>8}{'% mm':>7}{'fp32 ms':>10}{'speed-up':>10}")
+              f"{'% conv':>8}{'% mm':>7}{'fp32 ms':>10}{'speed-up':>10}{'sparse ms':>11}{'sparse/dense':>14}{'cells':>7}")
     results = [bench_backbone(n.strip(), args, device, masker_options) for n in args.backbones.split(",") if n.strip()]
     again = hardware_reference(device, args.precision)
     print(f"hardware reference, {args.precision} (best of before/after): channels_last conv2d "
@@ -204,10 +231,13 @@ def main(argv=None) -> None:
         print(f"{r['backbone']:<18}{r['params'] / 1e6:>8.2f}M{r['flops'] / 1e9:>12.2f}{r['step_s'] * 1e3:>10.1f}"
               f"{r['spread']:>7.0%} {r['img_s']:>10.1f}{r['flop_s'] / 1e9:>10.1f}"
               f"{r['flop_s'] / ref['conv']:>8.0%}{r['flop_s'] / ref['matmul']:>7.0%}"
-              f"{r['fp32_step_s'] * 1e3:>10.1f}{r['fp32_step_s'] / r['step_s']:>9.2f}x")
+              f"{r['fp32_step_s'] * 1e3:>10.1f}{r['fp32_step_s'] / r['step_s']:>9.2f}x"
+              f"{r['sparse_step_s'] * 1e3:>11.1f}{r['sparse_step_s'] / r['step_s']:>13.2f}x"
+              f"{'x'.join(map(str, r['cell_grid'])):>7}")
     print("FLOPs: torch.utils.flop_counter (conv/matmul, forward + backward, multiply-add = 2); "
           "spread = (max - min) / median step time; % conv / % mm = share of the machine's peak at the "
-          "timed precision; speed-up = fp32 step / timed step, interleaved in this run.")
+          "timed precision; speed-up = fp32 step / timed step; sparse/dense = the --encoding sparse step (masks "
+          "snapped to the encoder's cells) / the dense step at the timed precision; all interleaved in this run.")
 
 
 if __name__ == "__main__":

@@ -30,12 +30,19 @@ def load_run(run_dir: Path):
     plugins = get_plugins()
     predictor = build_predictor(config["backbone"], in_chans=config["in_chans"], plugins=plugins,
                                 decoder_skips=config.get("decoder_skips", "all"), **config["backbone_options"])
+    size = (config["image_size"], config["image_size"])
+    cell_grid = None
+    if config.get("encoding", "dense") == "sparse":  # the run's mask tokens are part of its predictor
+        from sslkit.models.sparse import encoder_cell_grid
+
+        cell_grid = encoder_cell_grid(predictor.encoder, size, config["in_chans"])
+        predictor.enable_sparse_encoding(cell_grid, size)
     predictor.load_state_dict(state["model"])
     masker = plugins.maskers.create("dqn", **config["masker_options"])
-    size = (config["image_size"], config["image_size"])
     steps = state["steps_per_epoch"] * config["epochs"]
     masker.setup(MaskerContext(size, config["in_chans"], torch.device("cpu"), total_steps=steps,
-                               steps_per_epoch=state["steps_per_epoch"], epochs=config["epochs"], seed=config["seed"]))
+                               steps_per_epoch=state["steps_per_epoch"], epochs=config["epochs"], seed=config["seed"],
+                               cell_grid=cell_grid))
     masker.load_state_dict(state["masker"])
     return config, predictor.eval(), masker, state["step"], steps
 

@@ -41,6 +41,13 @@ PLAN: dict[str, list[str]] = {
     "grid60-skips-deepest": ["--masker", "random-grid", "--masker-opt", "ratio=0.6", "--decoder-skips", "deepest"],
     "grid40-skips-none": ["--masker", "random-grid", "--masker-opt", "ratio=0.4", "--decoder-skips", "none"],
 }
+# The second study (issue 19): encoding x target x mask ratio, decoder without skips.
+for _ratio in ("60", "75"):
+    for _encoding in ("dense", "sparse"):
+        for _target, _flag in (("pix", "pixels"), ("norm", "norm-pixels")):
+            PLAN[f"grid{_ratio}-{_encoding}-{_target}"] = [
+                "--masker", "random-grid", "--masker-opt", f"ratio=0.{_ratio}", "--decoder-skips", "none",
+                "--encoding", _encoding, "--target", _flag]
 
 #: Every command runs with as many torch threads as --threads says (set in main).
 ENV = dict(os.environ)
@@ -69,7 +76,8 @@ def finetune(encoder_args: list[str], out: Path, args, log: Path) -> tuple[dict[
     """Mean val figures over the fine-tuning seeds (last epoch), their macro F1 sd, and the seconds."""
     start = time.perf_counter()
     command = ["sslkit", "finetune", *encoder_args, "--data", args.data, "--protocol", args.protocol,
-               "--labels", str(args.labels), "--seeds", str(args.finetune_seeds), "--out", str(out), "--quiet"]
+               "--labels", str(args.labels), "--seeds", str(args.finetune_seeds), "--threads", str(args.threads),
+               "--out", str(out), "--quiet"]
     run(command, log)
     seconds = time.perf_counter() - start
     seeds = [out / f"seed{s}" for s in range(args.finetune_seeds)] if args.finetune_seeds > 1 else [out]
@@ -107,6 +115,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default="npz:../shared/data/busi/busi_64.npz")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--backbone-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="backbone option for pretraining and for the scratch baseline, e.g. output_stride=8")
     parser.add_argument("--protocol", default="paper", choices=["linear", "paper", "full"])
     parser.add_argument("--labels", default="100")
     parser.add_argument("--finetune-seeds", type=int, default=3)
@@ -128,6 +138,7 @@ def main(argv=None) -> None:
     done = set()
     if table.is_file():
         done = {(r["variant"], r["epochs"], r["backbone"], r["protocol"]) for r in csv.DictReader(table.open())}
+    backbone_opts = [part for option in args.backbone_opt for part in ("--backbone-opt", option)]
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(PLAN)
     unknown = [n for n in names if n not in PLAN]
     if unknown:
@@ -140,7 +151,7 @@ def main(argv=None) -> None:
         row = {"variant": label, "epochs": args.epochs, "backbone": args.backbone, "protocol": args.protocol,
                "finetune_seeds": args.finetune_seeds}
         if name == "scratch":
-            encoder_args = ["--from-scratch", "--backbone", args.backbone]
+            encoder_args = ["--from-scratch", "--backbone", args.backbone, *backbone_opts]
             row.update(epochs=args.epochs, pretrain_seconds=0)
         else:
             run_dir = out / "pretrain" / f"{label}-{args.backbone}-e{args.epochs}"
@@ -150,7 +161,7 @@ def main(argv=None) -> None:
                 command = ["sslkit", "pretrain", *resume] if resume else [
                     "sslkit", "pretrain", "--data", args.data, "--backbone", args.backbone, "--epochs", str(args.epochs),
                     "--seed", str(args.seed), "--knn-every", str(args.epochs), "--threads", str(args.threads),
-                    "--out", str(run_dir), "-q", *PLAN[name], *shlex.split(args.extra)]
+                    "--out", str(run_dir), "-q", *backbone_opts, *PLAN[name], *shlex.split(args.extra)]
                 if resume:
                     command += ["--threads", str(args.threads), "-q"]
                 run(command, log)

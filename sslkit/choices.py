@@ -19,3 +19,8 @@ SKIP_SETTINGS = ("auto", *SKIP_CHOICES)
 AUTO_SKIPS = "none"
 #: ``--optimizer`` (see :mod:`sslkit.optimizers`).
 OPTIMIZERS = ("adam", "adamw")
+
+#: ``--encoding``: how the encoder sees a masked image (see ``sslkit.models.sparse``).
+ENCODINGS = ("dense", "sparse")
+#: ``--target``: raw pixels, or pixels normalised per cell (MAE's norm_pix_loss).
+TARGETS = ("pixels", "norm-pixels")

@@ -67,6 +67,11 @@ class MaskerContext:
     memory_format: torch.memory_format = torch.contiguous_format
     """The layout of the images the masker receives (``torch.channels_last`` by default): a
     masker's own convolutional networks run fastest in the same layout (``module.to(memory_format=...)``)."""
+    cell_grid: tuple[int, int] | None = None
+    """Under ``--encoding sparse``: the (rows, columns) cell grid the encoder can represent (its
+    deepest feature map at this image size). Masks must then be unions of these cells (the exact
+    integer split of :func:`cell_index`); the engine snaps any that are not (see
+    :func:`snap_to_cells`). None under dense encoding: any mask is fine."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,11 @@ class MaskerBase:
             self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"])
 
     # Helpers for subclasses -------------------------------------------------------------
+    @property
+    def cell_grid(self) -> tuple[int, int] | None:
+        """The encoder's cell grid masks must be unions of (sparse encoding), else None."""
+        return getattr(getattr(self, "context", None), "cell_grid", None)
+
     def rand(self, *shape: int, device: torch.device | None = None) -> torch.Tensor:
         """Uniform [0, 1) numbers from this masker's generator, on its device."""
         return torch.rand(*shape, generator=self.generator, device=device or self.context.device)
@@ -246,6 +256,55 @@ def cells_to_masks(cells: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     rows = cell_index(cells.shape[1], size[0], cells.device)
     cols = cell_index(cells.shape[2], size[1], cells.device)
     return cells[:, rows][:, :, cols][:, None]
+
+
+def cell_membership(cells: int, pixels: int, device: torch.device | None = None) -> torch.Tensor:
+    """(cells, pixels) float one-hot: which pixel rows (or columns) belong to each cell row, on
+    the split :func:`cells_to_masks` uses."""
+    index = cell_index(cells, pixels, device)
+    return (torch.arange(cells, device=device)[:, None] == index[None, :]).float()
+
+
+def cell_fractions(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) bool masks -> (B, gh, gw): the share of each cell's pixels that is hidden."""
+    _, _, h, w = masks.shape
+    rows = cell_membership(grid[0], h, masks.device)  # gh, H
+    cols = cell_membership(grid[1], w, masks.device)  # gw, W
+    sums = rows @ masks[:, 0].float() @ cols.t()
+    return sums / (rows.sum(1)[:, None] * cols.sum(1)[None, :])
+
+
+def snap_cells(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) bool masks -> (B, gh, gw) bool hidden cells: a cell is hidden when at least half
+    of it is; an image that hid something keeps at least its most hidden cell. A mask that is
+    already a union of cells gives exactly those cells."""
+    fractions = cell_fractions(masks, grid)
+    flat = fractions.flatten(1)
+    most = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, flat.argmax(dim=1, keepdim=True), True)
+    cells = (flat >= 0.5) | (most & (flat > 0))
+    return cells.view_as(fractions)
+
+
+def snap_to_cells(masks: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden cells (B, gh, gw), their pixel masks (B, 1, H, W)): ``masks`` snapped to the grid
+    (:func:`snap_cells`); unchanged when they are unions of its cells already."""
+    cells = snap_cells(masks, grid)
+    return cells, cells_to_masks(cells, tuple(masks.shape[-2:]))
+
+
+def grid_on_cells(grid: int, context: MaskerContext) -> int:
+    """The grid a grid masker uses: its own, unless the encoder's cell grid (sparse encoding) does
+    not refine it; then the encoder's, so that its masks are unions of the encoder's cells.
+
+    A G x G grid nests in an E x E one exactly when E is a multiple of G (the integer split of
+    :func:`cell_index` then puts every pixel of an E-cell in one G-cell)."""
+    cell_grid = getattr(context, "cell_grid", None)
+    if cell_grid is None:
+        return grid
+    rows, cols = int(cell_grid[0]), int(cell_grid[1])
+    if rows == cols and rows % grid == 0:
+        return grid
+    return rows if rows == cols else min(rows, cols)
 
 
 def lesion_hit_counts(masks: torch.Tensor, lesions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

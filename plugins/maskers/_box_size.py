@@ -44,6 +44,12 @@ def side_pixels(spec: float, side: int, what: str) -> int:
     return int(spec)
 
 
+def box_in_cells(box: tuple[int, int], image_size: tuple[int, int], cell_grid: tuple[int, int]) -> tuple[int, int]:
+    """A box of ``box`` pixels as whole cells of ``cell_grid`` (sparse encoding): the nearest
+    number of cells per side, at least one."""
+    return tuple(max(1, min(g, round(b * g / s))) for b, s, g in zip(box, image_size, cell_grid))  # type: ignore[return-value]
+
+
 def box_pixels(size: tuple[float, float] | None, area: float | None, image_size: tuple[int, int], what: str) -> tuple[int, int]:
     """(height, width) in pixels from a checked ``size`` pair or an ``area`` share."""
     h, w = image_size

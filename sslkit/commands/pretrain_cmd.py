@@ -55,6 +55,17 @@ def _choice(key: str) -> click.Choice:
 @click.option("--backbone", default=_D.backbone, show_default=True,
               help="Encoder backbone: any timm model with features_only, or paper-unet.")
 @click.option("--backbone-opt", multiple=True, metavar="KEY=VALUE", help="Backbone option (repeatable).")
+@click.option("--encoding", type=_choice("encoding"), default=_D.encoding, show_default=True,
+              help="How the encoder sees a masked image. dense: the masked pixels are zeros in an ordinary forward "
+                   "pass. sparse (SparK): every conv/pool/norm output is zeroed at the masked positions and "
+                   "BatchNorm uses the visible positions only, so the encoder computes on the visible cells alone; "
+                   "masks become unions of the encoder's deepest-map cells (grid maskers use that grid when theirs "
+                   "does not nest in it, box maskers draw whole cells, any other mask is snapped: a cell is hidden "
+                   "when at least half of it is); the decoder fills masked positions with a learned token per scale. "
+                   "Fine-tuning and export use the encoder densely, with the same weights.")
+@click.option("--target", type=_choice("target"), default=_D.target, show_default=True,
+              help="What is reconstructed: pixels, or norm-pixels (each cell of the encoder's grid normalised to "
+                   "mean 0, std 1 per channel, MAE's norm_pix_loss).")
 @click.option("--decoder-skips", type=_choice("decoder_skips"), default=_D.decoder_skips, show_default=True,
               help="Skip connections of the decoder: all (U-Net), deepest, or none. With every skip the decoder can "
                    "fill a hole from shallow features and the deep encoder learns little; fewer skips make the "

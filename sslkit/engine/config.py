@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from sslkit.data.opening import BAD_IMAGE_POLICIES
 from sslkit.data.records import SPLIT_NAMES
-from sslkit.choices import DEVICE_CHOICES, OPTIMIZERS, PRECISION_CHOICES, SKIP_SETTINGS
+from sslkit.choices import DEVICE_CHOICES, ENCODINGS, OPTIMIZERS, PRECISION_CHOICES, SKIP_SETTINGS, TARGETS
 from sslkit.errors import UserError, first_line
 from sslkit.registry import closest
 from sslkit.options import check_backbone_options, check_seed
@@ -27,6 +27,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "schedule": ("multistep", "cosine", "constant"),
     "loss": ("masked", "full"),
+    "encoding": ENCODINGS,
+    "target": TARGETS,
     "decoder_skips": SKIP_SETTINGS,
     "device": DEVICE_CHOICES,
     "precision": PRECISION_CHOICES,
@@ -46,6 +48,14 @@ class PretrainConfig:
     masker_options: dict[str, Any] = field(default_factory=dict)
     backbone: str = "resnet18"
     backbone_options: dict[str, Any] = field(default_factory=dict)
+    encoding: str = "dense"
+    """How the encoder sees a masked image: ``dense`` (the masked pixels are zeros in an ordinary
+    forward pass) or ``sparse`` (SparK: it computes on the visible cells only, masks are unions of
+    its deepest map's cells, and the decoder fills the masked positions with learned tokens).
+    Fine-tuning and export always use the encoder densely."""
+    target: str = "pixels"
+    """What the predictor reconstructs: ``pixels`` or ``norm-pixels`` (each cell of the encoder's
+    cell grid normalised to zero mean and unit variance per channel, MAE's ``norm_pix_loss``)."""
     decoder_skips: str = "auto"
     """Skip connections of the decoder: ``all`` (U-Net), ``deepest`` or ``none``; with fewer, the
     reconstruction has to pass through the deep encoder layers that fine-tuning uses. ``auto``
@@ -321,7 +331,7 @@ def save_config(config: PretrainConfig, path: str | Path) -> None:
 #: Settings added after runs already existed, with the value those runs were trained with: a run
 #: whose config.yaml lacks the key resumes (and is fingerprinted) as it was built, not with
 #: today's default (a decoder without skips would not even load its checkpoint).
-SETTINGS_BEFORE_THEY_EXISTED = {"decoder_skips": "all", "channels_last": False}
+SETTINGS_BEFORE_THEY_EXISTED = {"decoder_skips": "all", "channels_last": False, "encoding": "dense", "target": "pixels"}
 
 
 def load_run_config(run_dir: str | Path) -> PretrainConfig:

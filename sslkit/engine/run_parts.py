@@ -82,6 +82,9 @@ class RunParts:
     has_lesions: bool
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    cell_grid: tuple[int, int] = (1, 1)
+    """The encoder's deepest map size at this image size: the cells sparse masks are made of and
+    norm-pixel targets are normalised over."""
     # Set by distribute(): the DDP wrapper, what the step calls (maybe compiled), the per-step reducer.
     model: torch.nn.Module | None = None
     forward: Any = None
@@ -126,6 +129,7 @@ def build_run(config: PretrainConfig, plugins: Any) -> RunParts:
     ).to(device, memory_format=memory_format)  # type: ignore[call-overload]  # valid; torch's stubs lack this form
     # A fixed-size model (a ViT without img_size) fails here in one sentence, not mid-step.
     check_input_size(predictor.encoder, config.image_size, config.in_chans)
+    cell_grid = _cell_grid(config, predictor)
     data = _build_data(config, plugins, dist, device, local_batch)
     _check_batchnorm_batch(config, dist, predictor, local_batch, data["n_images"], data["splits"])
     steps_per_epoch = data["steps_per_epoch"]
@@ -143,6 +147,7 @@ def build_run(config: PretrainConfig, plugins: Any) -> RunParts:
             encoder=predictor.encoder,  # read access for maskers that use it (saliency)
             precision=config.precision,
             memory_format=memory_format,
+            cell_grid=cell_grid if config.encoding == "sparse" else None,
         )
     )
     optimizer, scheduler = _build_optimization(config, predictor, steps_per_epoch)
@@ -150,7 +155,25 @@ def build_run(config: PretrainConfig, plugins: Any) -> RunParts:
         seed_everything(config.seed + RANK_SEED_STRIDE * dist.rank)
     return RunParts(config=config, dist=dist, device=device, local_batch=local_batch,
                     precision=Precision(config.precision, device), memory_format=memory_format, masker=masker,
-                    predictor=predictor, optimizer=optimizer, scheduler=scheduler, **data)
+                    predictor=predictor, optimizer=optimizer, scheduler=scheduler, cell_grid=cell_grid, **data)
+
+
+def _cell_grid(config: PretrainConfig, predictor: torch.nn.Module) -> tuple[int, int]:
+    """The encoder's cell grid; under sparse encoding, installs it (before the masker copies the
+    encoder and before the optimizer collects the mask tokens)."""
+    from sslkit.models.sparse import encoder_cell_grid
+
+    size = (config.image_size, config.image_size)
+    grid = encoder_cell_grid(predictor.encoder, size, config.in_chans)
+    if config.encoding == "sparse":
+        if min(grid) < 2:
+            raise UserError(
+                f"--encoding sparse needs the encoder's deepest map to have at least 2 x 2 cells; backbone "
+                f"'{config.backbone}' gives {grid[0]} x {grid[1]} at {config.image_size} px: use larger images or a "
+                "finer grid (e.g. --backbone-opt output_stride=8 for timm CNNs)"
+            )
+        predictor.enable_sparse_encoding(grid, size)
+    return grid
 
 
 def distribute(parts: RunParts) -> None:

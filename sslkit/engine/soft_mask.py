@@ -21,16 +21,19 @@ import torch
 from torch import nn
 
 from sslkit.engine.device import Precision
-from sslkit.engine.loss import masked_reconstruction_loss
+from sslkit.engine.loss import masked_reconstruction_loss, reconstruction_target
 
 
 def soft_mask_loss(
-    predictor: nn.Module, precision: Precision, loss_kind: str = "masked"
+    predictor: nn.Module, precision: Precision, loss_kind: str = "masked", target: str = "pixels",
+    cell_grid: tuple[int, int] = (1, 1),
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``(images, soft_masks) -> (b,)`` per-image loss with ``images * (1 - soft_masks)`` as input.
 
-    The loss is the engine's own (:func:`masked_reconstruction_loss`) with the soft mask as the
-    pixel weights, so a soft mask of zeros and ones gives exactly the training loss."""
+    The loss is the engine's own (:func:`masked_reconstruction_loss`, against the run's
+    ``target``) with the soft mask as the pixel weights, so a soft mask of zeros and ones gives
+    the training loss of a dense step. A soft mask has no visible cells, so even under sparse
+    encoding the predictor runs densely here."""
 
     def loss_of(images: torch.Tensor, soft_masks: torch.Tensor) -> torch.Tensor:
         state = {name: p.detach() for name, p in predictor.named_parameters()}
@@ -38,7 +41,8 @@ def soft_mask_loss(
         hidden = images * (1.0 - soft_masks.to(images.dtype))
         with precision.autocast():
             reconstruction = torch.func.functional_call(predictor, state, (hidden,))
-        _, per_image, _ = masked_reconstruction_loss(reconstruction, images, soft_masks, loss_kind)
+        goal, _ = reconstruction_target(images, target, cell_grid)
+        _, per_image, _ = masked_reconstruction_loss(reconstruction, goal, soft_masks, loss_kind)
         return per_image
 
     return loss_of

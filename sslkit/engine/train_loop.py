@@ -67,6 +67,9 @@ def train_one_epoch(parts: RunParts, state: TrainState, callbacks: Sequence[Call
                 dist=parts.dist,
                 who=f"masker '{config.masker}'",
                 predictor=parts.predictor,  # the plain module, for MaskFeedback.soft_mask_loss
+                encoding=config.encoding,
+                target=config.target,
+                cell_grid=parts.cell_grid,
             )
         except NonFiniteLoss as error:  # the divergence guard: the bad step was not applied
             raise TrainingDiverged(state.diverged(str(error), state.step + 1)) from None

@@ -25,15 +25,42 @@ class Predictor(nn.Module):
     """``forward(x)`` -> reconstruction of ``x``'s shape (any input size).
 
     The decoder is called as ``decoder(features, output_size)`` with ``output_size = x.shape[-2:]``.
+
+    After :meth:`enable_sparse_encoding`, ``forward(x, visible_cells)`` encodes sparsely (SparK,
+    :mod:`sslkit.models.sparse`): the encoder computes only on the visible cells, and the masked
+    positions of every feature map are filled with a learned token per scale before decoding.
+    ``forward(x)`` stays the dense network, whose encoder weights and keys are unchanged.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.sparse: Any = None  # the encoder's SparseEncoding state once enabled
+        self.mask_tokens: nn.Module | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x), tuple(x.shape[-2:]))
+    def enable_sparse_encoding(self, cell_grid: tuple[int, int], image_size: tuple[int, int] | None = None) -> None:
+        """Install sparse encoding on the encoder and add the per-scale mask tokens (in place);
+        ``image_size`` lets it skip the zeroing that a following BatchNorm makes redundant."""
+        from sslkit.models.sparse import MaskTokens, install_sparse_encoding
+
+        spec = getattr(self.encoder, "spec", {})
+        name = f"backbone '{spec.get('backbone', type(self.encoder).__name__)}'"
+        self.sparse = install_sparse_encoding(self.encoder, cell_grid, name, sample_size=image_size,
+                                              in_chans=int(spec.get("in_chans", 1)))
+        if self.mask_tokens is None:
+            param = next(self.encoder.parameters(), None)
+            tokens = MaskTokens(list(self.encoder.feature_channels))
+            self.mask_tokens = tokens.to(param.device) if param is not None else tokens
+
+    def forward(self, x: torch.Tensor, visible_cells: torch.Tensor | None = None) -> torch.Tensor:
+        if visible_cells is None or self.sparse is None:
+            return self.decoder(self.encoder(x), tuple(x.shape[-2:]))
+        with self.sparse.active(visible_cells):
+            # the masked input never enters the encoder (a copy: the caller's images stay as they are)
+            features = self.encoder(self.sparse.zero_masked_(x.clone()))
+            features = self.mask_tokens(features, self.sparse)
+        return self.decoder(features, tuple(x.shape[-2:]))
 
 
 def _check_encoder(name: str, encoder: Any) -> None:

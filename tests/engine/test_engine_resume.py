@@ -51,14 +51,22 @@ def _assert_same_state(a, b, where: str = "masker") -> None:
         assert a == b, f"{where} differs"
 
 
+#: Sparse masked encoding with norm-pixel targets (a 4 x 4 cell grid at 32 px with output stride 8):
+#: mask tokens, visible-only BatchNorm statistics and snapped masks must all resume exactly.
+SPARSE = ["--encoding", "sparse", "--target", "norm-pixels", "--backbone-opt", "output_stride=8"]
+
+
 # The learned maskers (their networks, optimizers, teacher and generators are in the checkpoint)
-# each get the same kill -9 test as the default masker.
-@pytest.mark.parametrize("masker", [None, "hpm", "saliency", "adios"])
+# each get the same kill -9 test as the default masker; so does sparse encoding, with a grid
+# masker whose grid it replaces (random-grid) and one whose blocks it snaps (dqn).
+@pytest.mark.parametrize("masker,extra", [(None, []), ("hpm", []), ("saliency", []), ("adios", []),
+                                          (None, SPARSE), ("dqn", SPARSE)],
+                         ids=["default", "hpm", "saliency", "adios", "sparse", "dqn-sparse"])
 def test_sigkill_during_epoch_2_then_resume_gives_identical_weights(
-    masker, tmp_path, tiny_options, cli_args, read_checkpoint, assert_same_weights
+    masker, extra, tmp_path, tiny_options, cli_args, read_checkpoint, assert_same_weights
 ):
     # 3 epochs x 3 steps; stochastic depth draws from torch's global generator, so RNG restore matters
-    args = [*cli_args(tiny_options), "--backbone-opt", f"drop_path_rate={DROP_PATH}"]
+    args = [*cli_args(tiny_options), "--backbone-opt", f"drop_path_rate={DROP_PATH}", *extra]
     if masker:
         args += ["--masker", masker]
     full = _run_cli([*args, "--out", str(tmp_path / "full")])
@@ -78,6 +86,7 @@ def test_sigkill_during_epoch_2_then_resume_gives_identical_weights(
     assert_same_weights(a["model"], b["model"])
     assert_same_weights(a["optimizer"]["state"][0], b["optimizer"]["state"][0])
     _assert_same_state(a["masker"], b["masker"])
+    assert any(k.startswith("mask_tokens.") for k in a["model"]) == bool(extra)  # sparse runs have them
     assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
     assert (tmp_path / "full" / "metrics.csv").read_text().splitlines()[1].split(",")[:3] == (
         tmp_path / "killed" / "metrics.csv"

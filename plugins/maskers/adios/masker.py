@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
+from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, cell_fractions, cells_to_masks, lesion_hit_counts
 from sslkit.optimizers import build_optimizer
 from sslkit_plugins.maskers._learned import (
     Checks,
@@ -49,6 +49,25 @@ from sslkit_plugins.maskers.adios.occluder import Occluder
 
 WHAT = "masker 'adios'"
 
+DESCRIPTION = (
+    "ADIOS (ICML 2022): an occlusion U-Net trained adversarially against the predictor hides the "
+    "share of the image whose loss it can raise most"
+)
+
+OPTIONS = {
+    "ratio": "share of each image hidden, in (0, 1); also the target of the occluder's share penalty "
+             "(--encoding sparse: the share of the encoder's cells, those with the highest mean soft mask)",
+    "penalty": "weight of the penalty (mean soft mask - ratio)^2 that keeps the occluder from hiding everything",
+    "adversary_share": "share of each batch's images the occluder's adversarial step uses, in (0, 1]",
+    "every": "the occluder takes its adversarial step every this many training steps (cost / every)",
+    "lr": "the occluder's Adam learning rate",
+    "downsample": "side in px of the image copy the occluder sees (its mask is resized back)",
+    "width": "channels of the occluder's first layer (doubled at each down-sampling)",
+    "temperature": "softness of the mask's rim: sigmoid((standardised logit - threshold) / temperature)",
+    "straight_through": "the adversarial loss sees the binary mask (its gradient taken through the soft one); "
+                        "false: the soft mask itself, which the occluder can exploit by half-hiding pixels",
+}
+
 
 @dataclass
 class _Pending:
@@ -56,6 +75,16 @@ class _Pending:
     """(B, 1, H, W) soft masks; with the occluder's graph when it is updated at this step."""
     training: bool
     """Whether the occluder takes its adversarial step after this batch."""
+
+
+def binarise_cells(soft: torch.Tensor, ratio: float, cell_grid: tuple[int, int]) -> torch.Tensor:
+    """Sparse encoding: (B, 1, H, W) soft masks -> bool masks hiding the ``round(ratio * cells)``
+    cells of the encoder's grid with the highest mean soft mask (at least one)."""
+    b = soft.shape[0]
+    means = cell_fractions(soft.detach(), cell_grid).flatten(1)
+    hidden = max(1, round(ratio * means.shape[1]))
+    cells = torch.zeros_like(means, dtype=torch.bool).scatter_(1, means.topk(hidden, dim=1).indices, True)
+    return cells_to_masks(cells.view(b, *cell_grid), tuple(soft.shape[-2:]))
 
 
 def binarise(soft: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -138,6 +167,8 @@ class ADIOSMasker(MaskerBase):
             soft = soft_top_share(logits.float(), hidden, self.temperature)
         self._pending = _Pending(soft, updating)
         self._last_soft = soft.detach()
+        if self.cell_grid is not None:  # sparse encoding: whole cells of the encoder's grid
+            return binarise_cells(soft, self.ratio, self.cell_grid)
         return binarise(soft, hidden)
 
     def feedback(self, feedback: MaskFeedback) -> dict[str, float]:

@@ -15,5 +15,6 @@ def register_maskers(register):
         "center",
         "sslkit_plugins.maskers.center.masker:CenterMasker",
         "context encoder: the central block of every image",
-        options={"size": "block side: fraction of the image side (<= 1) or pixels (> 1); a pair like [0.5, 0.25] is height, width"},
+        options={"size": "block side: fraction of the image side (<= 1) or pixels (> 1); a pair like [0.5, 0.25] is "
+                         "height, width (--encoding sparse: rounded to whole cells of the encoder's grid)"},
     )

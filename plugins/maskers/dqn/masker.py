@@ -24,7 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
+from sslkit.masking import (
+    MaskerBase,
+    MaskerContext,
+    MaskFeedback,
+    StepInfo,
+    average_gradients,
+    grid_on_cells,
+    lesion_hit_counts,
+    snap_to_cells,
+)
 from sslkit.optimizers import build_optimizer
 from sslkit.options import OptionChecks
 from sslkit_plugins.maskers.dqn.exploration import EXPLORATIONS, Choice, Policy, make_policy
@@ -41,6 +50,30 @@ from sslkit_plugins.maskers.dqn.visual import q_heat_map
 NETWORKS = ("light", "paper")
 WHAT = "masker 'dqn'"
 _CHECK = OptionChecks(WHAT)
+
+DESCRIPTION = (
+    "Intelligent Masking (MLMI 2022): a Q-learning agent predicts from the unmasked image the "
+    "reconstruction loss of masking each block of a grid and masks where it is highest"
+)
+
+OPTIONS = {
+    "network": "Q-network: light (small CNN on a downsampled image) or paper (the authors' 0.67 M-parameter CNN)",
+    "grid": "G, the side of the G x G grid of cells Q is predicted on (the paper: 9 at 300 px); under --encoding "
+            "sparse, when G does not nest in the encoder's cell grid, each block is snapped to the encoder's cells",
+    "block": "k: each mask is a k x k block of cells, always fully inside the image (the paper: 2)",
+    "cells": "blocks per image: the top-n corners (the paper: 1)",
+    "val_block": "k in validation (the paper: 3); unset = block",
+    "exploration": "paper (uniform for the first explore_fraction, then greedy), epsilon (decaying epsilon-greedy) or softmax (sampling)",
+    "explore_fraction": "share of training spent exploring (paper: random phase; epsilon: decay span)",
+    "epsilon_start": "epsilon at the start (exploration=epsilon)",
+    "epsilon_end": "epsilon after explore_fraction of training (exploration=epsilon)",
+    "temperature": "softmax temperature over the per-image standardised block values (exploration=softmax)",
+    "reward": "image (the paper: whole-image sum of squared error) or masked (error on the masked pixels only)",
+    "normalize_reward": "standardise rewards by a running mean/std (false = the paper's raw reward)",
+    "lr": "the agent's Adam learning rate",
+    "lr_gamma": "the agent's learning-rate factor at 1/3 and 2/3 of training",
+    "downsample": "light network: the side in px the image is resized to",
+}
 
 
 @dataclass
@@ -162,6 +195,11 @@ class DQNMasker(MaskerBase):
         policy = self.policy if training else self.greedy
         choice = policy.choose(values, self.cells, step.progress, self.generator)
         cells, masks = corners_to_masks(choice.corners, self.grid, block, tuple(images.shape[-2:]))
+        cell_grid = self.cell_grid
+        if cell_grid is not None and grid_on_cells(self.grid, self.context) != self.grid:
+            # sparse encoding on a grid its own does not nest in: the same agent and blocks, each
+            # block snapped to the encoder's cells (those it covers at least half of)
+            masks = snap_to_cells(masks, cell_grid)[1]
         self._pending = _Pending(q, cells, choice, values, block, training)
         self._last_q = q.detach()
         self._last_size = tuple(images.shape[-2:])

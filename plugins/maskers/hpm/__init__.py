@@ -14,7 +14,7 @@ DESCRIPTION = (
 )
 
 OPTIONS = {
-    "grid": "G, the side of the G x G grid of cells",
+    "grid": "G, the side of the G x G grid of cells (--encoding sparse: the encoder's grid unless G nests in it)",
     "ratio": "share of the cells hidden in every image, in (0, 1] (HPM with MAE: 0.75)",
     "alpha_start": "share of the hidden cells chosen as predicted hardest at the start (the rest random)",
     "alpha_end": "that share at the end of training (linear in between; HPM: 0 -> 0.5)",

@@ -24,7 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, lesion_hit_counts
+from sslkit.masking import (
+    MaskerBase,
+    MaskerContext,
+    MaskFeedback,
+    StepInfo,
+    average_gradients,
+    grid_on_cells,
+    lesion_hit_counts,
+)
 from sslkit.optimizers import build_optimizer
 from sslkit_plugins.maskers._learned import (
     Checks,
@@ -88,7 +96,7 @@ class HPMMasker(MaskerBase):
         downsample: int = 32,
     ):
         check = Checks(WHAT)
-        self.grid = check.whole("grid", grid)
+        self.own_grid = self.grid = check.whole("grid", grid)
         self.ratio = check.number("ratio", ratio, 0.0, 1.0, open_low=True)
         self.alpha_start = check.number("alpha_start", alpha_start, 0.0, 1.0)
         self.alpha_end = check.number("alpha_end", alpha_end, 0.0, 1.0)
@@ -107,6 +115,8 @@ class HPMMasker(MaskerBase):
     # Life cycle ---------------------------------------------------------------------------
     def setup(self, context: MaskerContext) -> None:
         super().setup(context)
+        self.grid = grid_on_cells(self.own_grid, context)
+        self.hidden = hidden_count(self.ratio, self.grid)
         Checks(WHAT).grid_fits(self.grid, tuple(context.image_size))
         net = seeded(int(context.seed) * 7 + 2, lambda: LightQNetwork(context.in_chans, grid=self.grid, downsample=self.downsample))
         self.net = place(net, context)

@@ -16,7 +16,7 @@ def register_maskers(register):
         "sslkit_plugins.maskers.random_grid.masker:RandomGridMasker",
         "MAE/SimMIM style: a random share of grid cells, the same count in every image",
         options={
-            "grid": "cells per side",
+            "grid": "cells per side (--encoding sparse: the encoder's grid unless this one nests in it)",
             "ratio": "share of the cells hidden, in (0, 1]",
         },
     )

@@ -14,7 +14,7 @@ DESCRIPTION = (
 )
 
 OPTIONS = {
-    "grid": "G, the side of the G x G grid of cells",
+    "grid": "G, the side of the G x G grid of cells (--encoding sparse: the encoder's grid unless G nests in it)",
     "ratio": "share of the cells hidden in every image, in (0, 1]",
     "random_share": "share of the hidden cells drawn at random instead of by saliency (0: AttMask-High)",
     "momentum": "the teacher's moving-average momentum per step (0: the current encoder itself)",

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, lesion_hit_counts
+from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, grid_on_cells, lesion_hit_counts
 from sslkit_plugins.maskers._learned import (
     Checks,
     cells_to_pixel_masks,
@@ -64,7 +64,7 @@ class SaliencyMasker(MaskerBase):
     def __init__(self, grid: int = 8, ratio: float = 0.6, random_share: float = 0.0, momentum: float = 0.99,
                  level: Any = "auto", measure: str = "contrast"):
         check = Checks(WHAT)
-        self.grid = check.whole("grid", grid)
+        self.own_grid = self.grid = check.whole("grid", grid)
         self.ratio = check.number("ratio", ratio, 0.0, 1.0, open_low=True)
         self.random_share = check.number("random_share", random_share, 0.0, 1.0)
         self.momentum = check.number("momentum", momentum, 0.0, 1.0)
@@ -82,6 +82,9 @@ class SaliencyMasker(MaskerBase):
     # Life cycle ---------------------------------------------------------------------------
     def setup(self, context: MaskerContext) -> None:
         super().setup(context)
+        self.grid = grid_on_cells(self.own_grid, context)
+        self.hidden = hidden_count(self.ratio, self.grid)
+        self.by_saliency = self.hidden - round(self.random_share * self.hidden)
         Checks(WHAT).grid_fits(self.grid, tuple(context.image_size))
         encoder = getattr(context, "encoder", None)
         if encoder is None:
