@@ -289,7 +289,7 @@ def snap_to_cells(masks: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Ten
     """(hidden cells (B, gh, gw), their pixel masks (B, 1, H, W)): ``masks`` snapped to the grid
     (:func:`snap_cells`); unchanged when they are unions of its cells already."""
     cells = snap_cells(masks, grid)
-    return cells, cells_to_masks(cells, tuple(masks.shape[-2:]))
+    return cells, cells_to_masks(cells, (int(masks.shape[-2]), int(masks.shape[-1])))
 
 
 def grid_on_cells(grid: int, context: MaskerContext) -> int:

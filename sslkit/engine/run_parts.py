@@ -13,7 +13,7 @@ import dataclasses
 import random
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from sslkit.errors import UserError
 from sslkit.masking import MaskerContext
 from sslkit.optimizers import build_optimizer
 from sslkit.seeding import SEED_STRIDE
+
+if TYPE_CHECKING:
+    from sslkit.models.predictor import Predictor
 
 #: Ranks other than 0 draw from their own global random streams (stochastic depth, dropout):
 #: rank r reseeds with seed + r * this after the model is built (weights come from rank 0).
@@ -158,7 +161,7 @@ def build_run(config: PretrainConfig, plugins: Any) -> RunParts:
                     predictor=predictor, optimizer=optimizer, scheduler=scheduler, cell_grid=cell_grid, **data)
 
 
-def _cell_grid(config: PretrainConfig, predictor: torch.nn.Module) -> tuple[int, int]:
+def _cell_grid(config: PretrainConfig, predictor: Predictor) -> tuple[int, int]:
     """The encoder's cell grid; under sparse encoding, installs it (before the masker copies the
     encoder and before the optimizer collects the mask tokens)."""
     from sslkit.models.sparse import encoder_cell_grid

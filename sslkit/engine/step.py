@@ -54,7 +54,7 @@ def train_step(
     lesions: torch.Tensor | None,
     info: StepInfo,
     masker: Any,
-    forward: Callable[[torch.Tensor], torch.Tensor],
+    forward: Callable[..., torch.Tensor],
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     precision: Precision,

@@ -50,7 +50,7 @@ class Predictor(nn.Module):
                                               in_chans=int(spec.get("in_chans", 1)))
         if self.mask_tokens is None:
             param = next(self.encoder.parameters(), None)
-            tokens = MaskTokens(list(self.encoder.feature_channels))
+            tokens = MaskTokens([int(c) for c in getattr(self.encoder, "feature_channels")])
             self.mask_tokens = tokens.to(param.device) if param is not None else tokens
 
     def forward(self, x: torch.Tensor, visible_cells: torch.Tensor | None = None) -> torch.Tensor:
@@ -59,6 +59,7 @@ class Predictor(nn.Module):
         with self.sparse.active(visible_cells):
             # the masked input never enters the encoder (a copy: the caller's images stay as they are)
             features = self.encoder(self.sparse.zero_masked_(x.clone()))
+            assert self.mask_tokens is not None  # made with self.sparse in enable_sparse_encoding
             features = self.mask_tokens(features, self.sparse)
         return self.decoder(features, tuple(x.shape[-2:]))
 

@@ -120,7 +120,10 @@ class SparseEncoding:
         key = (int(height), int(width))
         found = self._index_cache.get(key)
         if found is None:
-            found = self.visible_at(*key).reshape(-1).nonzero().squeeze(1)
+            visible = self.visible_at(*key)
+            if visible is None:
+                raise RuntimeError("visible_index needs an active mask on a map larger than 1 x 1")
+            found = visible.reshape(-1).nonzero().squeeze(1)
             self._index_cache[key] = found
         return found
 
@@ -142,7 +145,7 @@ class _SparseBatchNormMixin:
 
     _sparse_state: SparseEncoding
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = self._sparse_state
         visible = state.visible_at(x.shape[2], x.shape[3]) if x.dim() == 4 else None
         if visible is None:
@@ -198,13 +201,13 @@ def install_sparse_encoding(encoder: nn.Module, cell_grid: tuple[int, int], name
     for module in encoder.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.__class__ = _sparse_class(type(module))
-            module._sparse_state = state
+            setattr(module, "_sparse_state", state)  # nn.Module.__setattr__ is typed for tensors and modules only
         elif module in normalised_next:
             continue  # its masked outputs are only read by a norm that ignores them and zeroes its own
         elif isinstance(module, _ZEROED):
             nhwc = isinstance(module, nn.Linear) or (isinstance(module, nn.LayerNorm) and not _is_channels_first_norm(module))
             module.register_forward_hook(_zero_masked(state, nhwc))
-    encoder._sparse_encoding = state
+    setattr(encoder, "_sparse_encoding", state)
     return state
 
 
