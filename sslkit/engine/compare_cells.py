@@ -105,10 +105,25 @@ def _result_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _comparable(fingerprint_: dict[str, Any]) -> dict[str, Any]:
-    """A fingerprint as this sslkit compares it (a cell written before a setting joined the list
-    of result-neutral ones still matches)."""
-    return {k: _result_settings(v) if k in ("finetune", "pretrain") and isinstance(v, dict) else v
-            for k, v in fingerprint_.items()}
+    """A fingerprint as this sslkit compares it: a cell written before a setting joined the list of
+    result-neutral ones still matches, and so does one written before a setting existed (a new
+    setting's default is the behaviour that came before it, e.g. ``encoding: dense``)."""
+    return {k: _with_new_defaults(k, _result_settings(v)) if k in ("finetune", "pretrain") and isinstance(v, dict)
+            else v for k, v in fingerprint_.items()}
+
+
+def _with_new_defaults(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with every setting it lacks at its current default (JSON-shaped)."""
+    if kind == "pretrain":
+        from sslkit.engine.config import PretrainConfig
+
+        defaults = PretrainConfig().to_dict()
+    else:
+        from sslkit.engine.finetune import FinetuneConfig
+
+        defaults = dataclasses.asdict(FinetuneConfig())
+    missing = {k: v for k, v in _result_settings(defaults).items() if k not in settings}
+    return {**settings, **json.loads(json.dumps(missing, default=str))}
 
 
 def fingerprint(config: CompareConfig, cell: Cell) -> dict[str, Any]:
@@ -165,7 +180,7 @@ def _pretrain(config: CompareConfig, cell: Cell, plugins, quiet: bool) -> dict[s
             done = json.loads(record_path.read_text())
         except (OSError, json.JSONDecodeError):
             done = {}
-        if _result_settings(done.get("fingerprint") or {}) == want and (run_dir / "encoder").is_dir():
+        if _comparable({"pretrain": done.get("fingerprint") or {}})["pretrain"] == want and (run_dir / "encoder").is_dir():
             # the pretraining's own duration: the report counts it once per method and seed
             return {**done.get("final", {}), "_reused": True, "_seconds": float(done.get("seconds") or 0.0)}
     tick = time.perf_counter()

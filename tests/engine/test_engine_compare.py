@@ -327,3 +327,22 @@ def test_compare_jobs_gives_the_same_figures_as_one_process(tmp_path, monkeypatc
         assert "6 cell(s) run" in result.output
         outputs[jobs] = (tmp_path / f"out{jobs}" / "predictions.csv").read_text()
     assert outputs["1"] == outputs["2"]
+
+
+def test_cells_written_before_a_setting_existed_are_reused_at_its_default(calls, plugins, data, tmp_path):
+    """An upgrade that adds a setting (defaulting to the old behaviour) keeps finished cells."""
+    run_compare(compare_config(data, tmp_path, seeds=[0]), plugins, quiet=True)
+    for path in (tmp_path / "runs").rglob(CELL_FILE):
+        record = json.loads(path.read_text())
+        record["fingerprint"].get("pretrain", {}).pop("encoding", None)
+        record["fingerprint"]["finetune"].pop("positive_class", None)
+        path.write_text(json.dumps(record))
+    for path in (tmp_path / "runs").rglob(PRETRAIN_FILE):
+        record = json.loads(path.read_text())
+        record["fingerprint"].pop("encoding", None)
+        path.write_text(json.dumps(record))
+    again = run_compare(compare_config(data, tmp_path, seeds=[0]), plugins, quiet=True)
+    assert (again.ran, again.reused) == (0, 3)
+    other = compare_config(data, tmp_path, seeds=[0], pretrain_options={"encoding": "sparse"})
+    with pytest.raises(UserError, match="encoding"):  # a real difference is still refused
+        run_compare(other, plugins, quiet=True)
