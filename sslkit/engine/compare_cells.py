@@ -236,6 +236,7 @@ def run_cell(config: CompareConfig, cell: Cell, plugins, *, quiet: bool = False,
     record["labelled_counts"] = dict(zip(result.class_names, result.labelled_counts))
     record["test_predictions"] = result.test_predictions
     record["operating_point"] = result.operating_point
+    record["fold_plan"] = result.fold_plan
     record["fold"] = cell.fold
     record["notes"] = list(dict.fromkeys(result.notes))
 

@@ -206,6 +206,18 @@ def validate(config: CompareConfig, plugins) -> None:
     config.labels = budgets if len(budgets) > 1 else budgets[0]
 
 
+def check_fold_plan(config: CompareConfig, plugins) -> None:
+    """Make the fold plan once before any cell runs, so data that cannot take ``--folds K`` (a rare
+    class, groups too coarse) is one sentence at the start, not after the pretrainings."""
+    if config.folds <= 1:
+        return
+    from sslkit.data import open_dataset
+    from sslkit.evaluation.folds import plan_for
+
+    ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=dict(config.data_options) or None)
+    plan_for(ds, config.folds, paper=bool(config.paper_splits), split_seed=config.split_seed)
+
+
 def resolve_paper_splits(config: CompareConfig, plugins) -> None:
     """Decide once whether every cell uses the paper's splits, so ``scratch-full`` (another
     protocol) is scored on the very test images the other methods are."""

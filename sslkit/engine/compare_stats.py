@@ -90,7 +90,7 @@ def prediction_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
 def pool_folds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per (label budget, method, seed) whose test figures are computed over every
     out-of-fold prediction of its fold cells (cells of a single split are returned as they are)."""
-    from sslkit.engine.finetune_folds import pool_predictions, pooled_metrics
+    from sslkit.engine.finetune_folds import check_partition, pool_predictions, pooled_metrics
 
     grouped: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:
@@ -105,6 +105,7 @@ def pool_folds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if missing:
             raise UserError(f"{method} seed {seed} fold(s) {missing} have no saved predictions to pool")
         pooled = pool_predictions([c["test_predictions"] for c in cells])
+        check_partition([c.get("fold_plan") for c in cells], len(pooled["ids"]))
         class_names = list(cells[0]["test"]["class_names"])
         positive = next((c["operating_point"]["positive"] for c in cells if c.get("operating_point")), None)
         metrics = pooled_metrics(pooled, class_names, positive)

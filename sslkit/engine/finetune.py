@@ -138,6 +138,8 @@ class FinetuneResult:
     val_predictions: dict[str, Any] | None = None
     """The same for the validation split (None without one)."""
     operating_point: dict[str, Any] | None = None
+    fold_plan: dict[str, Any] | None = None
+    """With folds: the fold assignment's digest and pool size (see ``FinetuneRecords.fold_plan``)."""
     """{"positive": class, "threshold": chosen on validation, "sensitivity"/"specificity" on test}."""
     seed: int = 0
     """The run's seed (label draw, head initialisation, shuffling)."""
@@ -361,7 +363,8 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
                   None if weights is None else weights.tolist())
         write_predictions(out / "predictions.csv", predictions, records.class_names)
     return FinetuneResult(metrics, out, seconds, selected, counts, records.class_names, notes, predictions,
-                          seed=config.seed, val_predictions=val_predictions, operating_point=operating)
+                          seed=config.seed, val_predictions=val_predictions, operating_point=operating,
+                          fold_plan=records.fold_plan)
 
 
 def _predictions(classifier, loader, recs: list, records, device) -> dict[str, Any]:
@@ -390,6 +393,8 @@ def clinical_figures(test: dict[str, Any], val: dict[str, Any] | None, class_nam
         return None
     threshold = threshold_at_specificity(np.asarray(val["labels"]), np.asarray(val["probs"])[:, positive], positive,
                                          TARGET_SPECIFICITY)
+    if np.isnan(threshold):  # no negative in the validation part: no threshold can be chosen
+        return None
     scores = np.asarray(test["probs"])[:, positive]
     sensitivity, specificity = operating_point(np.asarray(test["labels"]), scores, positive, threshold)
     test["positive_call"] = (scores > threshold).astype(int).tolist()

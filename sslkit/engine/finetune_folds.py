@@ -41,6 +41,21 @@ class FoldsResult:
         return f"FoldsResult({len(self.folds)} folds, seed {self.seed}, {self.metrics.n_samples} images: {figures})"
 
 
+def check_partition(plans: Sequence[dict[str, Any] | None], pooled_images: int) -> None:
+    """The fold cells share one fold assignment and their test parts cover its pool exactly: an
+    image that failed to load, or a plan that changed between cells (another duplicate threshold,
+    another sslkit), would otherwise leave images out of the out-of-fold set unnoticed."""
+    known = [p for p in plans if p]
+    if not known:
+        return
+    if len({p["digest"] for p in known}) > 1:
+        raise UserError("the fold cells were made with different fold assignments (other data, split seed or "
+                        "duplicate threshold); rerun them into a fresh --out / --runs-dir")
+    if pooled_images != int(known[0]["pool"]):
+        raise UserError(f"the folds predicted {pooled_images} images but their pool holds {known[0]['pool']}: some "
+                        "images could not be read or scored (see the notes), so the out-of-fold set is incomplete")
+
+
 def pool_predictions(per_fold: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Concatenate the folds' test predictions; every image must appear exactly once."""
     pooled: dict[str, list] = {"ids": [], "labels": [], "probs": [], "groups": [], "folds": []}
@@ -91,6 +106,7 @@ def run_folds(config: FinetuneConfig, plugins=None, *, log: Callable[[str], None
         results.append(run_finetuning(one, plugins, log=log))
     class_names = results[0].class_names
     pooled = pool_predictions([r.test_predictions or {} for r in results])
+    check_partition([r.fold_plan for r in results], len(pooled["ids"]))
     positive = next((r.operating_point["positive"] for r in results if r.operating_point), None)
     metrics = pooled_metrics(pooled, class_names, positive)
     out = Path(config.out).expanduser() if config.out else None

@@ -40,9 +40,34 @@ class FoldPlan:
         return {name: [r for r, x in zip(self.pool, role.tolist()) if x == code]
                 for name, code in (("train", 0), ("val", 1), ("test", 2))}
 
+    def digest(self) -> str:
+        """A short hash of the assignment (pool order, groups, folds): every fold cell of one
+        comparison must share it, or the folds would not partition the pool."""
+        import hashlib
+
+        text = "|".join(f"{r.source}:{g}:{f}" for r, g, f in zip(self.pool, self.groups.tolist(), self.folds.tolist()))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def group_names(self) -> list[str]:
         """Each pool record's leakage group name (what the grouped bootstrap resamples)."""
         return [f"g{int(g)}" for g in self.groups.tolist()]
+
+
+def pool_groups(ds, pool: list, *, threshold: float | None = None) -> np.ndarray:
+    """Leakage groups of ``pool`` found among *every* record of ``ds``: two labelled images that are
+    each a twin of an unlabelled (or balanced-out) image are one group too."""
+    from sslkit.data.duplicates import leakage_groups
+
+    everything = ds.records()
+    group_of = dict(zip(everything, leakage_groups(everything, threshold=threshold).tolist()))
+    return np.array([group_of[r] for r in pool], dtype=np.int64)
+
+
+def plan_for(ds, k: int, *, paper: bool, split_seed: int) -> FoldPlan:
+    """The fold plan of ``ds`` (what every fold cell and ``compare``'s early check use)."""
+    threshold = getattr(ds, "duplicate_threshold", None)
+    pool = labelled_pool(ds, paper=paper, split_seed=split_seed)
+    return plan_folds(pool, k, seed=split_seed, threshold=threshold, groups=pool_groups(ds, pool, threshold=threshold))
 
 
 def labelled_pool(ds, *, paper: bool, split_seed: int) -> list:
@@ -55,7 +80,8 @@ def labelled_pool(ds, *, paper: bool, split_seed: int) -> list:
     return pool
 
 
-def plan_folds(pool: list, k: int, *, seed: int, threshold: float | None = None) -> FoldPlan:
+def plan_folds(pool: list, k: int, *, seed: int, threshold: float | None = None,
+               groups: np.ndarray | None = None) -> FoldPlan:
     """Assign each pool record to one of ``k`` stratified folds, whole leakage groups at a time
     (near-duplicates at ``threshold``, None: the default). Folds whose training or test part lacks
     a class are refused in one sentence: the groups are then too coarse for ``k`` folds."""
@@ -67,7 +93,8 @@ def plan_folds(pool: list, k: int, *, seed: int, threshold: float | None = None)
         raise UserError(f"--folds must be 1 (one split) or at least 3 (test, validation and training folds), got {k}")
     if len(pool) < k:
         raise UserError(f"{k} folds need at least {k} labelled images, the pool has {len(pool)}")
-    groups = leakage_groups(pool, threshold=threshold)
+    if groups is None:
+        groups = leakage_groups(pool, threshold=threshold)
     labels = np.array([r.label for r in pool])
     n_groups = len(np.unique(groups))
     if n_groups < k:

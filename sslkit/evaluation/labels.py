@@ -59,6 +59,9 @@ class FinetuneRecords:
     groups: dict[str, str] | None = None
     """image id -> leakage group (patients joined with near-duplicates) of the test records,
     which the grouped bootstrap resamples whole; None: not computed."""
+    fold_plan: dict | None = None
+    """With folds: {"digest": the assignment's hash, "pool": its size}, so pooling can check that
+    the folds partition the pool exactly."""
 
     def image_id(self, record) -> str:
         return (self.ids or {}).get(record, record.source)
@@ -104,12 +107,13 @@ def select_records(
     notes: list[str] = []
     splits = ds.splits
     groups = None
+    fold_plan = None
     image_ids = unique_ids(ds.records())
     if folds > 1:
-        from sslkit.evaluation.folds import labelled_pool, plan_folds
+        from sslkit.evaluation.folds import plan_for
 
-        plan = plan_folds(labelled_pool(ds, paper=paper, split_seed=split_seed), folds, seed=split_seed,
-                          threshold=getattr(ds, "duplicate_threshold", None))
+        plan = plan_for(ds, folds, paper=paper, split_seed=split_seed)
+        fold_plan = {"digest": plan.digest(), "pool": len(plan.pool)}
         splits = plan.parts(fold)
         groups = {image_ids[r]: g for r, g in zip(plan.pool, plan.group_names())}
         notes.append(f"fold {fold} of {folds} (grouped, stratified, split seed {split_seed}): "
@@ -150,7 +154,7 @@ def select_records(
 
         ids = leakage_groups(test, threshold=threshold).tolist() if len(test) > 1 else [0] * len(test)
         groups = {image_ids[r]: f"g{g}" for r, g in zip(test, ids)}
-    return FinetuneRecords(labelled, val, test, list(ds.class_names), notes, image_ids, groups)
+    return FinetuneRecords(labelled, val, test, list(ds.class_names), notes, image_ids, groups, fold_plan)
 
 
 def unique_ids(records: list) -> dict:

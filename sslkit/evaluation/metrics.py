@@ -260,7 +260,7 @@ def threshold_at_specificity(y_true: np.ndarray, scores: np.ndarray, positive: i
     negatives = np.asarray(scores, dtype=np.float64)[np.asarray(y_true) != positive]
     if negatives.size == 0:
         return float("nan")
-    return float(np.quantile(negatives, specificity, method="higher"))
+    return float(np.quantile(negatives, specificity, method="inverted_cdf"))
 
 
 def operating_point(y_true: np.ndarray, scores: np.ndarray, positive: int, threshold: float) -> tuple[float, float]:

@@ -346,3 +346,10 @@ def test_cells_written_before_a_setting_existed_are_reused_at_its_default(calls,
     other = compare_config(data, tmp_path, seeds=[0], pretrain_options={"encoding": "sparse"})
     with pytest.raises(UserError, match="encoding"):  # a real difference is still refused
         run_compare(other, plugins, quiet=True)
+
+
+def test_data_that_cannot_take_the_folds_is_refused_before_any_pretraining(calls, plugins, data, tmp_path):
+    # tiny_npz's classes are each one near-duplicate family: too coarse for 3 grouped folds
+    with pytest.raises(UserError, match="too coarse"):
+        run_compare(compare_config(data, tmp_path, folds=3), plugins, quiet=True)
+    assert calls.pretrain == [] and calls.finetune == []

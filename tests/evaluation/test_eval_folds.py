@@ -151,3 +151,24 @@ def test_finetune_folds_predict_every_labelled_image_exactly_once(tmp_path):
 
     again = evaluate_saved_classifier(tmp_path / "ft" / "fold1", split="test", device="cpu", plugins=tiny_plugins())
     assert again.metrics.scalars == result.folds[1].metrics["test"].scalars
+
+
+def test_pooling_checks_that_the_folds_partition_their_pool():
+    from sslkit.engine.finetune_folds import check_partition
+    from sslkit.errors import UserError
+
+    plan = {"digest": "abc", "pool": 10}
+    check_partition([plan, plan, None], 10)
+    with pytest.raises(UserError, match="incomplete"):
+        check_partition([plan, plan], 9)  # an image dropped out of a fold
+    with pytest.raises(UserError, match="different fold assignments"):
+        check_partition([plan, {"digest": "xyz", "pool": 10}], 10)
+
+
+def test_the_operating_point_keeps_exactly_the_target_specificity_when_it_can():
+    from sslkit.evaluation.metrics import threshold_at_specificity
+
+    for n in (10, 20, 100):
+        negatives = np.arange(n, dtype=float)
+        threshold = threshold_at_specificity(np.zeros(n, int), negatives, positive=1)
+        assert (negatives <= threshold).mean() == pytest.approx(0.9)  # the lowest that keeps 90 %
