@@ -15,7 +15,8 @@ DESCRIPTION = (
 )
 
 OPTIONS = {
-    "ratio": "share of each image hidden, in (0, 1); also the target of the occluder's share penalty",
+    "ratio": "share of each image hidden, in (0, 1); also the target of the occluder's share penalty "
+             "(--encoding sparse: the share of the encoder's cells, those with the highest mean soft mask)",
     "penalty": "weight of the penalty (mean soft mask - ratio)^2 that keeps the occluder from hiding everything",
     "adversary_share": "share of each batch's images the occluder's adversarial step uses, in (0, 1]",
     "every": "the occluder takes its adversarial step every this many training steps (cost / every)",

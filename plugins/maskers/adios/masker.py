@@ -49,25 +49,6 @@ from sslkit_plugins.maskers.adios.occluder import Occluder
 
 WHAT = "masker 'adios'"
 
-DESCRIPTION = (
-    "ADIOS (ICML 2022): an occlusion U-Net trained adversarially against the predictor hides the "
-    "share of the image whose loss it can raise most"
-)
-
-OPTIONS = {
-    "ratio": "share of each image hidden, in (0, 1); also the target of the occluder's share penalty "
-             "(--encoding sparse: the share of the encoder's cells, those with the highest mean soft mask)",
-    "penalty": "weight of the penalty (mean soft mask - ratio)^2 that keeps the occluder from hiding everything",
-    "adversary_share": "share of each batch's images the occluder's adversarial step uses, in (0, 1]",
-    "every": "the occluder takes its adversarial step every this many training steps (cost / every)",
-    "lr": "the occluder's Adam learning rate",
-    "downsample": "side in px of the image copy the occluder sees (its mask is resized back)",
-    "width": "channels of the occluder's first layer (doubled at each down-sampling)",
-    "temperature": "softness of the mask's rim: sigmoid((standardised logit - threshold) / temperature)",
-    "straight_through": "the adversarial loss sees the binary mask (its gradient taken through the soft one); "
-                        "false: the soft mask itself, which the occluder can exploit by half-hiding pixels",
-}
-
 
 @dataclass
 class _Pending:
