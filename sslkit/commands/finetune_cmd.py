@@ -153,26 +153,16 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
 
 def _run_folds_command(console, config, seeds: int, plugins, protocol: str, from_scratch: bool) -> None:
     """``--folds K``: every fold of every seed, the pooled out-of-fold figures per seed."""
-    import copy
-    from pathlib import Path
-
-    from sslkit.engine.finetune import validate
+    from sslkit.engine.finetune import run_seeds, validate
     from sslkit.engine.finetune_folds import run_folds
-    from sslkit.errors import UserError
     from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
 
-    if seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {seeds}")
     validate(config)
     rows = []
-    for offset in range(seeds):
-        one = copy.deepcopy(config)
-        one.seed = config.seed + offset
-        if seeds > 1:
-            one.out = str(Path(config.out) / f"seed{one.seed}")
-        result = run_folds(one, plugins, log=lambda text: console.print(text, highlight=False))
+    for result in run_seeds(config, seeds, plugins, log=lambda text: console.print(text, highlight=False),
+                            runner=run_folds):
         print_metrics(console, result.metrics, f"out of fold ({result.metrics.n_samples} images, {config.folds} folds), "
-                                               f"seed {one.seed}")
+                                               f"seed {result.seed}")
         extra = {k: v for k, v in result.metrics.scalars.items() if k in ("ece", "sensitivity_at_90_specificity",
                                                                           "specificity_at_threshold")}
         if extra:
@@ -181,7 +171,7 @@ def _run_folds_command(console, config, seeds: int, plugins, protocol: str, from
             console.print(f"[yellow]note:[/yellow] {note}")
         console.print(f"saved to {result.out} (oof_predictions.csv, oof_metrics.json, fold0..fold{config.folds - 1})",
                       highlight=False)
-        rows.append({"method": protocol + (" (scratch)" if from_scratch else ""), "seed": one.seed,
+        rows.append({"method": protocol + (" (scratch)" if from_scratch else ""), "seed": result.seed,
                      **result.metrics.scalars})
     if seeds > 1:
         console.print(summary_table(aggregate(rows), title=f"out of fold, mean ± std over {seeds} seeds"))

@@ -55,7 +55,7 @@ from sslkit.engine.compare_config import (  # noqa: F401
     Cell,
     CompareConfig,
     budget_key,
-    check_fold_plan,
+    prepare_splits,
     resolve_paper_splits,
     validate,
 )
@@ -106,8 +106,7 @@ def run_compare(config: CompareConfig, plugins=None, *, command: str = "", quiet
     """Every cell (reusing finished ones), then the results files in ``out`` (module doc)."""
     plugins = plugins_or_default(plugins)
     validate(config, plugins)
-    resolve_paper_splits(config, plugins)
-    check_fold_plan(config, plugins)
+    prepare_splits(config, plugins)
     from sslkit.engine.run_lock import locked_output
 
     with cpu_threads(config.threads), locked_output(config.out):  # one compare per --out

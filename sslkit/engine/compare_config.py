@@ -206,21 +206,38 @@ def validate(config: CompareConfig, plugins) -> None:
     config.labels = budgets if len(budgets) > 1 else budgets[0]
 
 
-def check_fold_plan(config: CompareConfig, plugins) -> None:
+def prepare_splits(config: CompareConfig, plugins) -> None:
+    """Before any cell runs: decide the paper splits and make the fold plan, opening the data at
+    most once for both."""
+    opened: list = []
+
+    def data():
+        if not opened:
+            from sslkit.data import open_dataset
+
+            opened.append(open_dataset(config.data, plugins=plugins, seed=config.split_seed,
+                                       options=dict(config.data_options) or None))
+        return opened[0]
+
+    resolve_paper_splits(config, data)
+    check_fold_plan(config, data)
+
+
+def check_fold_plan(config: CompareConfig, data) -> None:
     """Make the fold plan once before any cell runs, so data that cannot take ``--folds K`` (a rare
-    class, groups too coarse) is one sentence at the start, not after the pretrainings."""
+    class, groups too coarse) is one sentence at the start, not after the pretrainings.
+    ``data()`` gives the opened data set."""
     if config.folds <= 1:
         return
-    from sslkit.data import open_dataset
     from sslkit.evaluation.folds import plan_for
 
-    ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=dict(config.data_options) or None)
-    plan_for(ds, config.folds, paper=bool(config.paper_splits), split_seed=config.split_seed)
+    plan_for(data(), config.folds, paper=bool(config.paper_splits), split_seed=config.split_seed)
 
 
-def resolve_paper_splits(config: CompareConfig, plugins) -> None:
+def resolve_paper_splits(config: CompareConfig, data) -> None:
     """Decide once whether every cell uses the paper's splits, so ``scratch-full`` (another
-    protocol) is scored on the very test images the other methods are."""
+    protocol) is scored on the very test images the other methods are. ``data()`` gives the
+    opened data set (only called when the answer depends on it)."""
     if config.paper_splits is not None:
         return
     from sslkit.evaluation.protocols import get_protocol
@@ -228,8 +245,6 @@ def resolve_paper_splits(config: CompareConfig, plugins) -> None:
     if not get_protocol(config.protocol).paper_splits:
         config.paper_splits = False
         return
-    from sslkit.data import open_dataset
     from sslkit.data.splits import paper_split_problem
 
-    ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=dict(config.data_options) or None)
-    config.paper_splits = paper_split_problem(ds.records()) is None
+    config.paper_splits = paper_split_problem(data().records()) is None

@@ -235,10 +235,11 @@ def resolve_paper_splits(config: FinetuneConfig, ds) -> tuple[bool, str | None]:
     return bool(config.paper_splits), None
 
 
-def run_seeds(config: FinetuneConfig, seeds: int, plugins=None, *,
-              log: Callable[[str], None] | None = None) -> Iterator[FinetuneResult]:
+def run_seeds(config: FinetuneConfig, seeds: int, plugins=None, *, log: Callable[[str], None] | None = None,
+              runner: Callable[..., Any] | None = None) -> Iterator[Any]:
     """``seeds`` runs seeded ``config.seed``, ``config.seed + 1``, ...; with several, each writes
-    to ``OUT/seedN``. Yields each result as it finishes (the command prints it before the next)."""
+    to ``OUT/seedN``. Yields each result as it finishes (the command prints it before the next).
+    ``runner``: what one seed runs (default :func:`run_finetuning`; ``run_folds`` for ``--folds``)."""
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     for offset in range(seeds):
@@ -246,7 +247,7 @@ def run_seeds(config: FinetuneConfig, seeds: int, plugins=None, *,
         one.seed = config.seed + offset
         if seeds > 1 and config.out is not None:
             one.out = str(Path(config.out) / f"seed{one.seed}")
-        yield run_finetuning(one, plugins, log=log)
+        yield (runner or run_finetuning)(one, plugins, log=log)
 
 
 def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str], None] | None = None) -> FinetuneResult:
