@@ -1,7 +1,7 @@
 """What ``sslkit pretrain --compile`` costs and gains on this machine: the first compiled step
 (compilation, cold or warm cache) and then the step time, compiled against eager.
 
-The step is the engine's own (:func:`sslkit.engine.step.train_step`) as ``sslkit pretrain`` runs
+The step is the engine's own (:func:`sslkit.pretraining.step.train_step`) as ``sslkit pretrain`` runs
 it by default: ``random`` masker, ``resnet18`` predictor with the default decoder, embedded BUSI
 64 px, batch 32, the run's automatic precision, channels_last, fused Adam. Eager and compiled
 models start from the same weights and take turns step by step on the same batches, so a load
@@ -23,7 +23,7 @@ import time
 import torch
 
 from sslkit.engine.device import Precision, resolve_device
-from sslkit.engine.step import train_step
+from sslkit.pretraining.step import train_step
 from sslkit.masking import MaskerContext, StepInfo
 from sslkit.models import build_predictor
 from sslkit.optimizers import build_optimizer

@@ -1,6 +1,6 @@
 """Pretraining throughput on a GPU: images/s of ``random`` and ``dqn`` in fp32 and bf16.
 
-Times the engine's own training step (:func:`sslkit.engine.step.train_step`: masks, predictor
+Times the engine's own training step (:func:`sslkit.pretraining.step.train_step`: masks, predictor
 forward under the run's autocast, masked MSE, backward, Adam step, masker feedback, which for
 ``dqn`` is the Q-network's forward, reward, backward and Adam step) on real BUSI images at 256 px
 (``../shared/data/busi/busi_256.npz``, the paper's resolution class). Batches are loaded through
@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 from sslkit.engine.device import Precision, resolve_device
-from sslkit.engine.step import train_step
-from sslkit.masking import MaskerContext, StepInfo, parse_options
+from sslkit.pretraining.step import train_step
+from sslkit.options import parse_options
+from sslkit.masking import MaskerContext, StepInfo
 from sslkit.models import build_predictor, count_parameters
 from sslkit.plugins import get_plugins
 

@@ -1,6 +1,6 @@
 """What does learned masking cost? Each masker's step time over ``random``, same backbone and data.
 
-One run times the engine's own training step (:func:`sslkit.engine.step.train_step`: masks,
+One run times the engine's own training step (:func:`sslkit.pretraining.step.train_step`: masks,
 predictor forward, masked MSE, backward, Adam step, masker feedback — for a learned masker that
 includes its own networks' forward and backward passes and optimizer steps, and for ``adios`` the
 extra predictor pass of its adversarial step) for ``random``, ``dqn`` with the default light and
@@ -25,7 +25,7 @@ import time
 import torch
 
 from sslkit.engine.device import Precision, resolve_precision
-from sslkit.engine.step import train_step
+from sslkit.pretraining.step import train_step
 from sslkit.masking import MaskerContext, StepInfo
 from sslkit.models import build_predictor, count_parameters
 from sslkit.optimizers import build_optimizer

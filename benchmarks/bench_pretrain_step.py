@@ -29,7 +29,8 @@ from contextlib import nullcontext
 import torch
 
 from sslkit.engine.device import resolve_precision
-from sslkit.masking import MaskerContext, StepInfo, apply_mask, parse_options, snap_to_cells
+from sslkit.options import parse_options
+from sslkit.masking import MaskerContext, StepInfo, apply_mask, snap_to_cells
 from sslkit.models import build_predictor, count_flops, count_parameters
 from sslkit.models.sparse import encoder_cell_grid
 from sslkit.optimizers import build_optimizer

@@ -10,7 +10,7 @@ masked pixels set to 0, MSE over the masked pixels, one Adam step of the predict
 chosen cell and one Adam step of the agent; fp32, PyTorch's default Adam, NCHW: what their code
 does, with the greedy policy (argmax of Q; its cost equals the exploration phase's).
 
-*sslkit* is :func:`sslkit.engine.step.train_step` as ``sslkit pretrain --backbone paper-unet
+*sslkit* is :func:`sslkit.pretraining.step.train_step` as ``sslkit pretrain --backbone paper-unet
 --backbone-opt bottleneck_kernel=K --decoder-skips all --masker dqn --masker-opt network=paper
 --masker-opt grid=G``
 runs it: masks built vectorised, fused Adam, channels_last, and the run's precision: once in
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.engine.device import Precision, resolve_precision
-from sslkit.engine.step import train_step
+from sslkit.pretraining.step import train_step
 from sslkit.masking import MaskerContext, StepInfo
 from sslkit.models import build_predictor
 from sslkit.optimizers import build_optimizer

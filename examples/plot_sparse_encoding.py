@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     import matplotlib.pyplot as plt
 
     from sslkit.data import make_loader, open_dataset
-    from sslkit.engine.loss import reconstruction_target
+    from sslkit.pretraining.loss import reconstruction_target
     from sslkit.masking import cells_to_masks
 
     config, predictor, grid = load_sparse_run(args.run_dir)

@@ -24,11 +24,11 @@ _LAZY = {
     "compare": "sslkit.api",
     "load_encoder": "sslkit.api",
     "PretrainResult": "sslkit.api",
-    "PretrainConfig": "sslkit.engine.config",
-    "FinetuneConfig": "sslkit.engine.finetune",
-    "FinetuneResult": "sslkit.engine.finetune",
-    "CompareConfig": "sslkit.engine.compare_config",
-    "CompareResult": "sslkit.engine.compare",
+    "PretrainConfig": "sslkit.pretraining.config",
+    "FinetuneConfig": "sslkit.finetuning.run",
+    "FinetuneResult": "sslkit.finetuning.run",
+    "CompareConfig": "sslkit.comparison.config",
+    "CompareResult": "sslkit.comparison.run",
     "UserError": "sslkit.errors",
 }
 

@@ -12,8 +12,8 @@
 
 Each function takes either keyword settings, named like the command's options with ``_`` for
 ``-`` (``batch_size=16``, ``masker_options={"size": 0.3}``), or one config object
-(:class:`~sslkit.engine.config.PretrainConfig`, :class:`~sslkit.engine.finetune.FinetuneConfig`,
-:class:`~sslkit.engine.compare_config.CompareConfig`). Those dataclasses are the one place the
+(:class:`~sslkit.pretraining.config.PretrainConfig`, :class:`~sslkit.finetuning.run.FinetuneConfig`,
+:class:`~sslkit.comparison.config.CompareConfig`). Those dataclasses are the one place the
 defaults live: the command line reads its defaults from them too (a test checks every option),
 so a script and a shell command with the same settings do the same thing. Keywords read better
 for a one-off call; a config object is the form to keep, vary with :func:`dataclasses.replace`
@@ -36,10 +36,10 @@ from sslkit.registry import closest
 if TYPE_CHECKING:  # pragma: no cover - types only
     from torch import nn
 
-    from sslkit.engine.compare import CompareResult
-    from sslkit.engine.compare_config import CompareConfig
-    from sslkit.engine.config import PretrainConfig
-    from sslkit.engine.finetune import FinetuneConfig, FinetuneResult
+    from sslkit.comparison.run import CompareResult
+    from sslkit.comparison.config import CompareConfig
+    from sslkit.pretraining.config import PretrainConfig
+    from sslkit.finetuning.run import FinetuneConfig, FinetuneResult
     from sslkit.plugins import Plugins
 
 
@@ -79,8 +79,8 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
              plugins: Plugins | None = None, **settings: Any) -> PretrainResult:
     """Pretrain an encoder, as ``sslkit pretrain`` does; ``resume=RUN_DIR`` continues a run with
     its saved settings (then only the settings ``--resume`` accepts may be given)."""
-    from sslkit.engine.config import PretrainConfig, validate
-    from sslkit.engine.pretrain import resume_config, run_pretraining
+    from sslkit.pretraining.config import PretrainConfig, validate
+    from sslkit.pretraining.run import resume_config, run_pretraining
 
     if resume is not None:
         if config is not None:
@@ -98,7 +98,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
 def finetune(config: FinetuneConfig | None = None, *, plugins: Plugins | None = None,
              **settings: Any) -> FinetuneResult:
     """Fine-tune and score a classifier on an encoder, as ``sslkit finetune`` does (one seed)."""
-    from sslkit.engine.finetune import FinetuneConfig, run_finetuning
+    from sslkit.finetuning.run import FinetuneConfig, run_finetuning
 
     return run_finetuning(_config(FinetuneConfig, config, settings, "sslkit.finetune()"), plugins)
 
@@ -107,8 +107,8 @@ def compare(config: CompareConfig | None = None, *, plugins: Plugins | None = No
             **settings: Any) -> CompareResult:
     """Pretrain each masker and fine-tune every cell, as ``sslkit compare`` does; finished cells
     in ``out`` are reused. ``quiet=False`` prints what each cell does."""
-    from sslkit.engine.compare import run_compare
-    from sslkit.engine.compare_config import CompareConfig
+    from sslkit.comparison.run import run_compare
+    from sslkit.comparison.config import CompareConfig
 
     return run_compare(_config(CompareConfig, config, settings, "sslkit.compare()"), plugins, quiet=quiet,
                        say=(lambda text: None) if quiet else print)

@@ -41,7 +41,6 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.options import parse_option_value, parse_options  # noqa: F401 - moved there; kept for older plugins
 from sslkit.seeding import derive_seed
 
 

@@ -1,7 +1,7 @@
 """What a pretraining run directory holds, as fine-tuning and evaluation read it.
 
-Fine-tuning (:mod:`sslkit.engine.finetune`) and scoring what is on disk
-(:mod:`sslkit.evaluation.saved`) both accept a pretraining run directory or an exported encoder,
+Fine-tuning (:mod:`sslkit.finetuning.run`) and scoring what is on disk
+(:mod:`sslkit.finetuning.saved`) both accept a pretraining run directory or an exported encoder,
 and both default their data settings to the run's, so the images pretraining held out stay held
 out. Both read the directory through these helpers, which is why they live outside the engine.
 """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from sslkit.choices import DEVICE_CHOICES
-from sslkit.engine.compare_config import SCRATCH_FULL_PROTOCOL, CompareConfig
-from sslkit.evaluation.protocols import (
+from sslkit.comparison.config import SCRATCH_FULL_PROTOCOL, CompareConfig
+from sslkit.finetuning.protocols import (
     CLASS_WEIGHT_CHOICES,
     DEFAULT_EPOCHS_HELP,
     FOLDS_HELP,
@@ -71,7 +71,7 @@ def parse_maskers(text: str) -> tuple[list[str], dict[str, str], dict[str, dict]
 def parse_label_list(text: str):
     """``100`` -> 100; ``20,50,100,all`` -> [20, 50, 100, None] (each as ``--labels`` reads it)."""
     from sslkit.errors import UserError
-    from sslkit.evaluation.labels import parse_label_budget
+    from sslkit.finetuning.labels import parse_label_budget
 
     items = [v.strip() for v in str(text).split(",")]
     if any(not v for v in items):
@@ -198,7 +198,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
       sslkit compare --data npz:../shared/data/busi/busi_64.npz --maskers random-grid \\
         --seeds 3 --folds 5 --scratch-full --threads 1 --jobs 2 --out docs/results/folds
     """
-    from sslkit.engine.launch import main_process_only
+    from sslkit.pretraining.launch import main_process_only
 
     if not main_process_only("compare"):
         return
@@ -209,7 +209,9 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
     from rich.console import Console
 
     from sslkit.cli import load_plugins_for
-    from sslkit.engine.compare import CompareConfig, recompute_statistics, run_compare
+    from sslkit.comparison.config import CompareConfig
+    from sslkit.comparison.stats import recompute_statistics
+    from sslkit.comparison.run import run_compare
     from sslkit.evaluation.reporting import summary_table
     from sslkit.options import parse_options
 
@@ -269,7 +271,7 @@ def differences_tables(differences: dict) -> list:
     """Rich tables of the paired differences, one per label budget (verdicts coloured)."""
     from rich.table import Table
 
-    from sslkit.engine.compare_stats import format_difference
+    from sslkit.comparison.stats import format_difference
     from sslkit.evaluation.metrics import SCALAR_METRICS
     from sslkit.evaluation.reporting import METRIC_LABELS
 

@@ -39,7 +39,7 @@ def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, 
       sslkit evaluate --classifier runs/ft --data npz:other.npz --split test
       sslkit evaluate --knn --encoder runs/dqn -k 20               # encoder health check
     """
-    from sslkit.engine.launch import main_process_only
+    from sslkit.pretraining.launch import main_process_only
 
     if not main_process_only("evaluate"):
         return
@@ -80,7 +80,7 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
             raise UserError("--knn needs --encoder (and no --classifier)")
         if split == "train":
             raise UserError("k-NN uses the train split as its memory bank; score --split val or test")
-        from sslkit.evaluation.saved import knn_for_encoder
+        from sslkit.finetuning.saved import knn_for_encoder
 
         result, ds = knn_for_encoder(encoder, data=data, split=split, k=k, temperature=temperature,
                                      image_size=image_size, split_seed=split_seed, device=device,
@@ -104,7 +104,7 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
 
     if classifier is None:
         raise UserError("give --classifier RUN (a finetune run), or --knn --encoder RUN")
-    from sslkit.evaluation.saved import compare_with_run, evaluate_saved_classifier
+    from sslkit.finetuning.saved import compare_with_run, evaluate_saved_classifier
 
     evaluation = evaluate_saved_classifier(classifier, data=data, split=split, device=device,
                                            workers=workers, plugins=plugins)

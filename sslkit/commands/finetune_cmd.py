@@ -8,7 +8,7 @@ import click
 
 from sslkit.choices import DEVICE_CHOICES
 from sslkit.runtime import THREADS_HELP
-from sslkit.evaluation.protocols import (
+from sslkit.finetuning.protocols import (
     CLASS_WEIGHT_CHOICES,
     DEFAULT_EPOCHS_HELP,
     FOLDS_HELP,
@@ -95,7 +95,7 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
       sslkit finetune --encoder runs/dqn --protocol full --labels 0.1 --seeds 3
       sslkit finetune --encoder runs/dqn --protocol paper --folds 5    # every image tested once
     """
-    from sslkit.engine.launch import main_process_only
+    from sslkit.pretraining.launch import main_process_only
 
     if not main_process_only("finetune"):
         return
@@ -105,7 +105,7 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
     from rich.console import Console
 
     from sslkit.cli import load_plugins_for
-    from sslkit.engine.finetune import FinetuneConfig, run_seeds
+    from sslkit.finetuning.run import FinetuneConfig, run_seeds
     from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
     from sslkit.options import parse_options
 
@@ -153,8 +153,8 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
 
 def _run_folds_command(console, config, seeds: int, plugins, protocol: str, from_scratch: bool) -> None:
     """``--folds K``: every fold of every seed, the pooled out-of-fold figures per seed."""
-    from sslkit.engine.finetune import run_seeds, validate
-    from sslkit.engine.finetune_folds import run_folds
+    from sslkit.finetuning.run import run_seeds, validate
+    from sslkit.finetuning.fold_runs import run_folds
     from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
 
     validate(config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from sslkit.engine.config import CHOICES, PretrainConfig
+from sslkit.pretraining.config import CHOICES, PretrainConfig
 from sslkit.runtime import THREADS_HELP
 
 _D = PretrainConfig()
@@ -149,11 +149,11 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
       torchrun --nproc-per-node 4 -m sslkit pretrain --masker dqn --device cuda
       tensorboard --logdir runs
     """
-    from sslkit.engine.dist_info import DistInfo
+    from sslkit.pretraining.dist_info import DistInfo
 
     if nproc > 1:
-        from sslkit.engine.launch import launch_local
-        from sslkit.engine.pretrain import local_batch_size
+        from sslkit.pretraining.launch import launch_local
+        from sslkit.pretraining.run_parts import local_batch_size
 
         config = _resolve_config(ctx, config_file, resume)  # bad options fail once, here
         local_batch_size(config.batch_size, DistInfo(world_size=nproc))
@@ -162,7 +162,7 @@ def pretrain_command(ctx: click.Context, config_file: str | None, resume: str | 
     if dist.is_main:
         _pretrain(ctx, config_file, resume, dist)
         return
-    from sslkit.engine.pretrain import TrainingDiverged, TrainingInterrupted
+    from sslkit.pretraining.train_state import TrainingDiverged, TrainingInterrupted
     from sslkit.engine.run_lock import RunRefused
     from sslkit.errors import UserError
 
@@ -209,12 +209,12 @@ def _child_args(ctx: click.Context) -> list[str]:
 
 def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | None):
     """The run's configuration: saved (``--resume``) or defaults < file < options, validated."""
-    from sslkit.engine.config import load_config_file, merge, validate
+    from sslkit.pretraining.config import load_config_file, merge, validate
     from sslkit.errors import UserError
 
     explicit = _explicit_values(ctx)
     if resume is not None:
-        from sslkit.engine.pretrain import resume_config
+        from sslkit.pretraining.run import resume_config
 
         if config_file is not None:
             raise UserError("--config cannot be combined with --resume (a resumed run keeps its saved configuration)")
@@ -230,12 +230,13 @@ def _resolve_config(ctx: click.Context, config_file: str | None, resume: str | N
 
 def _pretrain(ctx: click.Context, config_file: str | None, resume: str | None, dist) -> None:
     from sslkit.cli import load_plugins_for
-    from sslkit.engine.config import check_plugin_names
+    from sslkit.pretraining.config import check_plugin_names
 
     config = _resolve_config(ctx, config_file, resume)
     plugins = load_plugins_for(ctx)
     check_plugin_names(config, plugins)  # a typo fails before torch is imported
-    from sslkit.engine.pretrain import TrainingInterrupted, run_pretraining
+    from sslkit.pretraining.run import run_pretraining
+    from sslkit.pretraining.train_state import TrainingInterrupted
     try:
         final = run_pretraining(config, plugins, resume=resume)
     except TrainingInterrupted as interrupted:

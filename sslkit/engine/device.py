@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from sslkit.choices import DEVICE_CHOICES, PRECISION_CHOICES, PRECISIONS  # noqa: F401  (re-exported)
+from sslkit.choices import DEVICE_CHOICES, PRECISIONS
 from sslkit.errors import UserError
 
 DTYPES = dict(zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16)))

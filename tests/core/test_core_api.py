@@ -88,10 +88,10 @@ def _as_config(name: str, value, config_class):
 
 
 @pytest.mark.parametrize("command_path, config_path, renames", [
-    ("sslkit.commands.pretrain_cmd:pretrain_command", "sslkit.engine.config:PretrainConfig", {}),
-    ("sslkit.commands.finetune_cmd:finetune_command", "sslkit.engine.finetune:FinetuneConfig",
+    ("sslkit.commands.pretrain_cmd:pretrain_command", "sslkit.pretraining.config:PretrainConfig", {}),
+    ("sslkit.commands.finetune_cmd:finetune_command", "sslkit.finetuning.run:FinetuneConfig",
      {"backbone_opts": "backbone_options", "data_opts": "data_options"}),
-    ("sslkit.commands.compare_cmd:compare_command", "sslkit.engine.compare_config:CompareConfig",
+    ("sslkit.commands.compare_cmd:compare_command", "sslkit.comparison.config:CompareConfig",
      {}),
 ])
 def test_the_commands_defaults_are_the_config_defaults(command_path, config_path, renames):

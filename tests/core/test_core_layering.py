@@ -32,12 +32,35 @@ def _imports() -> dict[str, set[str]]:
     return edges
 
 
-def test_data_models_and_evaluation_never_import_the_engine():
+#: package -> the sslkit packages it must never import: the building blocks (data, models,
+#: evaluation) sit below every engine; pretraining and fine-tuning are independent of each other,
+#: and comparison sits above both.
+ENGINES = ("sslkit.engine", "sslkit.pretraining", "sslkit.finetuning", "sslkit.comparison", "sslkit.commands")
+FORBIDDEN = {
+    "data": ENGINES,
+    "models": ENGINES,
+    "evaluation": ENGINES,
+    "engine": ("sslkit.pretraining", "sslkit.finetuning", "sslkit.comparison", "sslkit.commands"),
+    "pretraining": ("sslkit.finetuning", "sslkit.comparison", "sslkit.commands"),
+    "finetuning": ("sslkit.pretraining", "sslkit.comparison", "sslkit.commands"),
+    "comparison": ("sslkit.commands",),
+}
+
+
+def test_each_layer_imports_only_the_layers_below_it():
     wrong = sorted(f"{module} imports {target}" for module, targets in _imports().items()
                    for target in targets
-                   if module.split(".")[1:2] in (["data"], ["models"], ["evaluation"])
-                   and target.startswith("sslkit.engine"))
+                   for package in module.split(".")[1:2]
+                   if target.startswith(tuple(f"{p}." for p in FORBIDDEN.get(package, ())))
+                   or target in FORBIDDEN.get(package, ()))
     assert wrong == []
+
+
+def test_the_engines_are_packages_without_flat_prefixes():
+    """One folder per engine: no ``compare_*`` or ``finetune_*`` module names standing in for folders."""
+    flat = sorted(p.name for p in ROOT.rglob("*.py") if p.name.startswith(("compare_", "finetune_", "pretrain_"))
+                  and p.parent.name != "commands")
+    assert flat == []
 
 
 def test_no_two_modules_import_each_other():
@@ -49,5 +72,5 @@ def test_no_two_modules_import_each_other():
 def test_the_checks_see_imports():
     """Guard against a checker that finds nothing: known imports are found, inside functions too."""
     edges = _imports()
-    assert "sslkit.evaluation.protocols" in edges["sslkit.evaluation.classifier"]
-    assert "sslkit.engine.finetune" in edges["sslkit.engine.compare_cells"]  # imported inside a function
+    assert "sslkit.finetuning.protocols" in edges["sslkit.finetuning.classifier"]
+    assert "sslkit.finetuning.run" in edges["sslkit.comparison.cells"]  # imported inside a function

@@ -4,16 +4,8 @@ import pytest
 import torch
 
 from sslkit.errors import UserError
-from sslkit.masking import (
-    MaskerBase,
-    MaskerContext,
-    apply_mask,
-    boxes_to_masks,
-    cells_to_masks,
-    lesion_hit_rate,
-    parse_options,
-    validate_masks,
-)
+from sslkit.options import parse_options
+from sslkit.masking import MaskerBase, MaskerContext, apply_mask, boxes_to_masks, cells_to_masks, lesion_hit_rate, validate_masks
 
 
 def test_boxes_to_masks_matches_slicing_reference():

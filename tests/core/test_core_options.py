@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-import sslkit.masking
 from sslkit.errors import UserError
 from sslkit.options import OptionChecks, parse_options
 from sslkit.seeding import derive_seed
 
 
-def test_the_parser_moved_and_the_old_import_still_works():
-    assert sslkit.masking.parse_options is parse_options
+def test_options_parse_to_typed_values_with_underscored_names():
     assert parse_options(["grid=4", "normalize-reward=false"], "--masker-opt") == {"grid": 4, "normalize_reward": False}
 
 

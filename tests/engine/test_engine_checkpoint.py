@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sslkit.engine import checkpoint as ckpt
+from sslkit.pretraining import checkpoint as ckpt
 from sslkit.errors import UserError
 
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from sslkit.cli import cli
-from sslkit.engine.pretrain import INTERRUPT_ENV
+from sslkit.pretraining.train_loop import INTERRUPT_ENV
 
 
 def _invoke(*args):
@@ -70,7 +70,7 @@ def test_config_and_resume_do_not_mix(tmp_path):
 @pytest.fixture
 def captured(monkeypatch):
     """Replace the engine by a recorder, to see the resolved config without training."""
-    import sslkit.engine.pretrain as engine
+    import sslkit.pretraining.run as engine
 
     seen = {}
 

@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from evaluation.eval_helpers import IMAGE_SIZE, TINY_PLUGIN, tiny_npz, tiny_plugins
-from sslkit.engine.compare import CELL_FILE, PRETRAIN_FILE, CompareConfig, recompute_statistics, run_compare
+from sslkit.comparison.config import CELL_FILE, CompareConfig, PRETRAIN_FILE
+from sslkit.comparison.stats import recompute_statistics
+from sslkit.comparison.run import run_compare
 from sslkit.errors import UserError
 
 
@@ -38,9 +40,9 @@ def calls(monkeypatch, plugins):
     pretraining and fine-tuning calls."""
     import torch
 
-    import sslkit.engine.finetune as finetune_module
-    import sslkit.engine.pretrain as pretrain_module
-    from sslkit.engine.config import save_config
+    import sslkit.finetuning.run as finetune_module
+    import sslkit.pretraining.run as pretrain_module
+    from sslkit.pretraining.config import save_config
     from sslkit.models import build_encoder, save_encoder
 
     record = Calls()
@@ -271,9 +273,10 @@ def test_fingerprint_leaves_out_exactly_the_settings_that_never_change_figures()
     fingerprint ignores; a cell written when threads/knn_every were still fingerprinted matches."""
     import dataclasses
 
-    from sslkit.engine.compare import Cell, fingerprint
-    from sslkit.engine.compare_cells import _comparable
-    from sslkit.engine.config import NOT_RESULT_SETTINGS, RESUMABLE_OVERRIDES
+    from sslkit.comparison.config import Cell
+    from sslkit.comparison.cells import fingerprint
+    from sslkit.comparison.cells import _comparable
+    from sslkit.pretraining.config import NOT_RESULT_SETTINGS, RESUMABLE_OVERRIDES
 
     assert RESUMABLE_OVERRIDES <= NOT_RESULT_SETTINGS
     config = CompareConfig(maskers=["random"], seeds=[0], pretrain_epochs=1, out="/tmp/unused")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sslkit.engine.config import (
+from sslkit.pretraining.config import (
     PretrainConfig,
     load_config_file,
     load_run_config,
@@ -138,7 +138,7 @@ def test_example_config_is_valid_and_complete():
 def test_a_run_saved_before_new_settings_resumes_as_it_was_built(tmp_path):
     """config.yaml files written before --decoder-skips and --channels-last existed keep the
     architecture and layout they were trained with, not today's defaults."""
-    from sslkit.engine.config import load_run_config
+    from sslkit.pretraining.config import load_run_config
 
     (tmp_path / "config.yaml").write_text("masker: random\nprecision: fp32\nepochs: 10\n")
     old = load_run_config(tmp_path)
@@ -149,7 +149,7 @@ def test_a_run_saved_before_new_settings_resumes_as_it_was_built(tmp_path):
 
 
 def test_a_paper_unet_run_saved_before_the_exact_network_rebuilds_its_earlier_variant(tmp_path):
-    from sslkit.engine.config import load_run_config
+    from sslkit.pretraining.config import load_run_config
 
     (tmp_path / "config.yaml").write_text("backbone: paper-unet\nbackbone_options: {}\n")
     assert load_run_config(tmp_path).backbone_options == {"block": "double", "bottleneck_kernel": 0}

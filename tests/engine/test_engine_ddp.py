@@ -3,7 +3,7 @@
 - Two processes with global batch 4 (2 each) end with the weights of one process with batch 4,
   to rounding: the loader shards each global batch over the ranks and DDP averages gradients.
   The model is the BatchNorm-free ``plain`` backbone of ``test_engine_ddp_plugin.py``, because
-  SyncBatchNorm does not run on the CPU (see :mod:`sslkit.engine.distributed`).
+  SyncBatchNorm does not run on the CPU (see :mod:`sslkit.pretraining.distributed`).
 - A two-process run killed (SIGKILL, every rank) during epoch 2 and resumed ends bit-identical
   to the uninterrupted two-process run.
 - ``sslkit pretrain --nproc 2`` with an absurd learning rate stops both ranks at the same step
@@ -26,7 +26,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
+from sslkit.pretraining.train_loop import INTERRUPT_ENV, KILL_ENV
 from engine_cli_args import cli_args
 
 PLUGIN = Path(__file__).with_name("test_engine_ddp_plugin.py")
@@ -107,8 +107,8 @@ def _plain_plugins():
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, tiny_npz, launched):
-    from sslkit.engine.config import PretrainConfig
-    from sslkit.engine.pretrain import run_pretraining
+    from sslkit.pretraining.config import PretrainConfig
+    from sslkit.pretraining.run import run_pretraining
 
     runs, results = launched
     code, _, err = results["full"]
@@ -163,7 +163,7 @@ def test_nan_under_nproc_stops_every_rank_and_keeps_the_last_good_checkpoint(lau
 
 
 def test_resuming_with_another_number_of_processes_is_refused(launched):
-    from sslkit.engine.pretrain import resume_config, run_pretraining
+    from sslkit.pretraining.run import resume_config, run_pretraining
     from sslkit.errors import UserError
 
     runs, results = launched
@@ -175,7 +175,7 @@ def test_resuming_with_another_number_of_processes_is_refused(launched):
 # ---------------------------------------------------------------- in-process, no launching
 def test_nproc_checks_options_once_and_passes_them_on(monkeypatch, tmp_path):
     from sslkit.cli import cli
-    from sslkit.engine import launch
+    from sslkit.pretraining import launch
 
     launched_with = []
     monkeypatch.setattr(launch, "launch_local", lambda n, args: launched_with.append((n, args)) or 0)
@@ -203,8 +203,9 @@ def test_nproc_inside_torchrun_is_refused(monkeypatch):
 
 
 def test_global_batch_split_and_single_process_helpers_are_no_ops():
-    from sslkit.engine.distributed import DistInfo, StepReducer, gather_to_main, modules_agree
-    from sslkit.engine.pretrain import local_batch_size
+    from sslkit.pretraining.dist_info import DistInfo
+    from sslkit.pretraining.distributed import StepReducer, gather_to_main, modules_agree
+    from sslkit.pretraining.run_parts import local_batch_size
     from sslkit.errors import UserError
 
     assert local_batch_size(32, DistInfo(world_size=4)) == 8
@@ -220,7 +221,7 @@ def test_global_batch_split_and_single_process_helpers_are_no_ops():
 def test_parameters_without_gradient_are_found_for_ddp():
     from torch import nn
 
-    from sslkit.engine.distributed import unused_parameters
+    from sslkit.pretraining.distributed import unused_parameters
 
     class Partly(nn.Module):
         def __init__(self):
@@ -243,8 +244,8 @@ def test_parameters_without_gradient_are_found_for_ddp():
 def test_cuda_mixed_precision_stays_finite(tmp_path, tiny_npz, precision):
     import math
 
-    from sslkit.engine.config import PretrainConfig
-    from sslkit.engine.pretrain import run_pretraining
+    from sslkit.pretraining.config import PretrainConfig
+    from sslkit.pretraining.run import run_pretraining
 
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
@@ -260,8 +261,8 @@ def test_cuda_mixed_precision_stays_finite(tmp_path, tiny_npz, precision):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
 def test_two_gpus_with_sync_batchnorm_match_one_gpu(tmp_path, tiny_npz):
     """On CUDA, BatchNorm becomes SyncBatchNorm: two GPUs match one even with BatchNorm."""
-    from sslkit.engine.config import PretrainConfig
-    from sslkit.engine.pretrain import run_pretraining
+    from sslkit.pretraining.config import PretrainConfig
+    from sslkit.pretraining.run import run_pretraining
 
     options = _options(tiny_npz, backbone="mobilenetv3_small_050", device="cuda")
     run_pretraining(PretrainConfig(**options, out=str(tmp_path / "one")))

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from sslkit.cli import cli
-from sslkit.engine.launch import main_process_only
+from sslkit.pretraining.launch import main_process_only
 
 
 @pytest.mark.parametrize("command", ["finetune", "evaluate", "compare"])

@@ -11,8 +11,8 @@ import sys
 
 import torch
 
-from sslkit.engine.checkpoint import load_checkpoint
-from sslkit.engine.train_loop import INTERRUPT_ENV, KILL_ENV, SIGNAL_ENV
+from sslkit.pretraining.checkpoint import load_checkpoint
+from sslkit.pretraining.train_loop import INTERRUPT_ENV, KILL_ENV, SIGNAL_ENV
 
 STEPS = 6  # 2 epochs x 3 steps (12 train+val images, global batch 4)
 LAUNCHER_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", KILL_ENV,

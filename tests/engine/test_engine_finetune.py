@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from evaluation.eval_helpers import IMAGE_SIZE, TINY_PLUGIN, tiny_encoder_dir, tiny_npz, tiny_plugins
 from sslkit.cli import cli
 from sslkit.data import DatasetSplits, Record
-from sslkit.engine.finetune import FinetuneConfig, run_finetuning
+from sslkit.finetuning.run import FinetuneConfig, run_finetuning
 from sslkit.errors import UserError
-from sslkit.evaluation.classifier import new_classifier
-from sslkit.evaluation.labels import parse_label_budget, select_records
-from sslkit.evaluation.saved import evaluate_saved_classifier
+from sslkit.finetuning.classifier import new_classifier
+from sslkit.finetuning.labels import parse_label_budget, select_records
+from sslkit.finetuning.saved import evaluate_saved_classifier
 
 
 @pytest.fixture(scope="module")
@@ -242,8 +242,8 @@ def test_threads_option_of_finetune_and_evaluate_applies_during_the_run_only(dat
     import yaml
 
     import sslkit.cpu_cores as cpu_cores
-    import sslkit.engine.finetune as finetune
-    import sslkit.evaluation.saved as saved
+    import sslkit.finetuning.run as finetune
+    import sslkit.finetuning.saved as saved
 
     monkeypatch.setattr(cpu_cores, "usable_cores", lambda: 4)  # --threads 3 is capped on a 2-core machine
 
@@ -275,7 +275,7 @@ def test_threads_option_of_finetune_and_evaluate_applies_during_the_run_only(dat
 
 
 def test_several_seeds_run_into_their_own_folders_and_are_summarised(data, encoder_dir, tmp_path, monkeypatch):
-    from sslkit.engine.finetune import run_seeds
+    from sslkit.finetuning.run import run_seeds
 
     monkeypatch.setenv("SSLKIT_PLUGINS", str(TINY_PLUGIN))
     out = tmp_path / "seeds"

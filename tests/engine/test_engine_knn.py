@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from sslkit.engine.config import PretrainConfig
-from sslkit.engine.pretrain import run_pretraining
+from sslkit.pretraining.config import PretrainConfig
+from sslkit.pretraining.run import run_pretraining
 
 
 def _run(tmp_path, name, tiny_options, **extra):

@@ -8,8 +8,9 @@ from click.testing import CliRunner
 from torch import nn
 
 from sslkit.cli import cli
-from sslkit.engine.config import PretrainConfig
-from sslkit.engine.pretrain import TrainingDiverged, run_pretraining
+from sslkit.pretraining.config import PretrainConfig
+from sslkit.pretraining.run import run_pretraining
+from sslkit.pretraining.train_state import TrainingDiverged
 from sslkit.hookspecs import hookimpl
 
 

@@ -10,7 +10,7 @@ import torch
 
 from sslkit.engine import device as device_module
 from sslkit.engine.device import Precision, resolve_precision
-from sslkit.engine.step import train_step
+from sslkit.pretraining.step import train_step
 from sslkit.masking import MaskerContext, StepInfo
 from sslkit.models import build_predictor
 from sslkit.optimizers import build_optimizer, implementation_name

@@ -9,9 +9,10 @@ import json
 import pytest
 import torch
 
-from sslkit.engine.config import PretrainConfig, load_run_config
+from sslkit.pretraining.config import PretrainConfig, load_run_config
 from sslkit.engine.device import resolve_precision
-from sslkit.engine.pretrain import masked_reconstruction_loss, run_pretraining
+from sslkit.pretraining.loss import masked_reconstruction_loss
+from sslkit.pretraining.run import run_pretraining
 from sslkit.errors import UserError
 
 
@@ -105,7 +106,7 @@ def test_out_dir_with_a_run_is_refused(finished_run):
 
 
 def test_image_grid_columns_and_masker_maps():
-    from sslkit.engine.image_grid import step_grid
+    from sslkit.pretraining.image_grid import step_grid
 
     images = torch.full((3, 1, 8, 8), -1.0)
     masks = torch.zeros(3, 1, 8, 8, dtype=torch.bool)

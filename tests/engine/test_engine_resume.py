@@ -14,8 +14,10 @@ import sys
 
 import pytest
 
-from sslkit.engine.config import PretrainConfig
-from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV, TrainingInterrupted, resume_config, run_pretraining
+from sslkit.pretraining.config import PretrainConfig
+from sslkit.pretraining.train_loop import INTERRUPT_ENV, KILL_ENV
+from sslkit.pretraining.run import resume_config, run_pretraining
+from sslkit.pretraining.train_state import TrainingInterrupted
 
 
 DROP_PATH = 0.2
@@ -130,7 +132,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(
 
 def test_checkpoint_every_steps_writes_mid_epoch_checkpoints(tmp_path, tiny_options, read_checkpoint, monkeypatch):
     options = {**tiny_options, "epochs": 1, "checkpoint_every_steps": 2}
-    import sslkit.engine.pretrain as engine
+    import sslkit.pretraining.run as engine
 
     saved_steps = []
     real_save = engine.atomic_save

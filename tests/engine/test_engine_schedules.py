@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from sslkit.engine.schedules import build_scheduler
+from sslkit.pretraining.schedules import build_scheduler
 
 
 def _lrs(kind: str, total: int, **options) -> list[float]:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslkit.engine.config import PretrainConfig
-from sslkit.engine.pretrain import run_pretraining
+from sslkit.pretraining.config import PretrainConfig
+from sslkit.pretraining.run import run_pretraining
 from sslkit.errors import UserError
 from sslkit.masking import cell_fractions
 from sslkit.models import load_encoder
 
 
 def test_sparse_run_trains_on_cells_and_exports_a_dense_encoder(tmp_path, tiny_options, read_checkpoint, monkeypatch):
-    import sslkit.engine.train_loop as loop
+    import sslkit.pretraining.train_loop as loop
 
     seen = []
     real_step = loop.train_step

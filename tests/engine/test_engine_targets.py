@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from sslkit.engine.loss import NORM_PIX_EPS, masked_reconstruction_loss, reconstruction_target
+from sslkit.pretraining.loss import NORM_PIX_EPS, masked_reconstruction_loss, reconstruction_target
 from sslkit.masking import cells_to_masks
 
 

@@ -124,7 +124,7 @@ def distinct_npz(path, n: int = 48):
 def test_folds_refuse_groups_too_coarse_to_stratify(tmp_path):
     from sslkit.data import open_dataset
     from sslkit.errors import UserError
-    from sslkit.evaluation.labels import select_records
+    from sslkit.finetuning.labels import select_records
 
     ds = open_dataset(f"npz:{tiny_npz(tmp_path / 'tiny.npz')}")  # every class one near-duplicate family
     with pytest.raises(UserError, match="too coarse"):
@@ -132,8 +132,8 @@ def test_folds_refuse_groups_too_coarse_to_stratify(tmp_path):
 
 
 def test_finetune_folds_predict_every_labelled_image_exactly_once(tmp_path):
-    from sslkit.engine.finetune import FinetuneConfig
-    from sslkit.engine.finetune_folds import run_folds
+    from sslkit.finetuning.run import FinetuneConfig
+    from sslkit.finetuning.fold_runs import run_folds
 
     data = distinct_npz(tmp_path / "distinct.npz")
     config = FinetuneConfig(from_scratch=True, backbone="eval-tiny-cnn", data=f"npz:{data}", protocol="linear",
@@ -147,14 +147,14 @@ def test_finetune_folds_predict_every_labelled_image_exactly_once(tmp_path):
     assert result.metrics.n_samples == 48 and "FoldsResult(3 folds" in repr(result)
     assert all((tmp_path / "ft" / f"fold{f}" / "metrics.json").is_file() for f in range(3))
     # `sslkit evaluate` re-scores a fold's classifier on that fold's own test part
-    from sslkit.evaluation.saved import evaluate_saved_classifier
+    from sslkit.finetuning.saved import evaluate_saved_classifier
 
     again = evaluate_saved_classifier(tmp_path / "ft" / "fold1", split="test", device="cpu", plugins=tiny_plugins())
     assert again.metrics.scalars == result.folds[1].metrics["test"].scalars
 
 
 def test_pooling_checks_that_the_folds_partition_their_pool():
-    from sslkit.engine.finetune_folds import check_partition
+    from sslkit.finetuning.fold_runs import check_partition
     from sslkit.errors import UserError
 
     plan = {"digest": "abc", "pool": 10}

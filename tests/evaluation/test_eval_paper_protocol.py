@@ -14,10 +14,10 @@ import torch
 from eval_helpers import tiny_npz, tiny_plugins
 from sslkit.data import DatasetSplits, Record
 from sslkit.data.splits import paper_split_problem, paper_splits
-from sslkit.engine.finetune import FinetuneConfig, resolve_paper_splits, run_finetuning
-from sslkit.engine.finetune_loop import lr_scheduler
+from sslkit.finetuning.run import FinetuneConfig, resolve_paper_splits, run_finetuning
+from sslkit.finetuning.loop import lr_scheduler
 from sslkit.errors import UserError
-from sslkit.evaluation.labels import select_records
+from sslkit.finetuning.labels import select_records
 
 BUSI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "busi" / "busi_64.npz"
 
@@ -119,7 +119,7 @@ def test_paper_finetuning_end_to_end_on_balanced_splits(tmp_path):
     assert len(rows) == 100 and len({r["image"] for r in rows}) == 100
     assert result.test_predictions["ids"] == [r["image"] for r in rows]
     # sslkit evaluate rebuilds the same paper test split and reproduces the figures
-    from sslkit.evaluation.saved import evaluate_saved_classifier
+    from sslkit.finetuning.saved import evaluate_saved_classifier
 
     again = evaluate_saved_classifier(tmp_path / "run", device="cpu", plugins=tiny_plugins())
     assert again.metrics.n_samples == 100 and again.metrics.scalars == result.metrics["test"].scalars

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from sslkit.engine.finetune import FinetuneConfig
-from sslkit.engine.finetune_loop import Recorder, train_frozen
-from sslkit.evaluation.classifier import Classifier, FeatureStandardizer, build_head
+from sslkit.finetuning.run import FinetuneConfig
+from sslkit.finetuning.loop import Recorder, train_frozen
+from sslkit.finetuning.classifier import Classifier, FeatureStandardizer, build_head
 
 
 class _NoEncoder(nn.Module):
@@ -76,7 +76,7 @@ def test_standardizer_fits_channel_statistics_and_keeps_dead_channels_finite():
 def test_a_channel_that_hardly_varies_is_not_blown_up():
     """A random paper-unet's deepest features vary by 1e-8 to 1e-5 across images: without a floor
     on the std, a test image 1e-4 away from the training mean landed 100 stds out."""
-    from sslkit.evaluation.classifier import STD_EPS
+    from sslkit.finetuning.classifier import STD_EPS
 
     train = 0.5 + 1e-6 * torch.randn(40, 3)
     norm = FeatureStandardizer(3)
@@ -89,7 +89,7 @@ def test_a_channel_that_hardly_varies_is_not_blown_up():
 def test_standardisation_travels_with_the_saved_classifier(tmp_path):
     from eval_helpers import tiny_plugins
 
-    from sslkit.evaluation.classifier import load_classifier, new_classifier, save_classifier
+    from sslkit.finetuning.classifier import load_classifier, new_classifier, save_classifier
     from sslkit.models import build_encoder
 
     plugins = tiny_plugins()

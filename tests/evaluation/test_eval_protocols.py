@@ -7,10 +7,10 @@ import pytest
 
 from sslkit.commands.compare_cmd import compare_command
 from sslkit.commands.finetune_cmd import finetune_command
-from sslkit.engine.finetune import FinetuneConfig
+from sslkit.finetuning.run import FinetuneConfig
 from sslkit.errors import UserError
-from sslkit.evaluation.classifier import LinearHead, PaperHead, build_head
-from sslkit.evaluation.protocols import PROTOCOL_NAMES, PROTOCOLS, get_protocol
+from sslkit.finetuning.classifier import LinearHead, PaperHead, build_head
+from sslkit.finetuning.protocols import PROTOCOL_NAMES, PROTOCOLS, get_protocol
 
 
 def _choices(command: click.Command, name: str) -> tuple[str, ...]:

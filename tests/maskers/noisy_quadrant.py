@@ -3,7 +3,7 @@
 32 px images: a smooth random gradient everywhere, plus strong noise in one quadrant, a different
 quadrant per image (as in ``test_dqn_learning``). Noise cannot be inpainted from its context, so
 hiding the noisy quadrant costs the predictor by far the most. :func:`train` runs the engine's own
-:func:`sslkit.engine.step.train_step` (propose, predictor update, feedback with the soft-mask loss)
+:func:`sslkit.pretraining.step.train_step` (propose, predictor update, feedback with the soft-mask loss)
 with a tiny conv predictor that has an encoder (feature pyramid) and a skip, like sslkit's U-Nets.
 """
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sslkit.engine.device import Precision
-from sslkit.engine.step import train_step
+from sslkit.pretraining.step import train_step
 from sslkit.masking import MaskerContext, StepInfo
 
 SIZE = 32

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("sslkit.engine.pretrain")
+pytest.importorskip("sslkit.pretraining.run")
 
-from sslkit.engine.config import PretrainConfig  # noqa: E402
-from sslkit.engine.pretrain import INTERRUPT_ENV, TrainingInterrupted, resume_config, run_pretraining  # noqa: E402
+from sslkit.pretraining.config import PretrainConfig  # noqa: E402
+from sslkit.pretraining.train_loop import INTERRUPT_ENV
+from sslkit.pretraining.run import resume_config, run_pretraining
+from sslkit.pretraining.train_state import TrainingInterrupted
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from sslkit.engine.device import Precision
-from sslkit.engine.loss import masked_reconstruction_loss
-from sslkit.engine.soft_mask import soft_mask_loss
+from sslkit.pretraining.loss import masked_reconstruction_loss
+from sslkit.pretraining.soft_mask import soft_mask_loss
 from sslkit.errors import UserError
 from sslkit.masking import MaskFeedback, StepInfo
 from sslkit.registry import Registry

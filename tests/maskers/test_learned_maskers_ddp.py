@@ -37,7 +37,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         from noisy_quadrant import TinyPredictor, context, noisy_quadrant_images
 
         from sslkit.engine.device import Precision
-        from sslkit.engine.step import train_step
+        from sslkit.pretraining.step import train_step
         from sslkit.masking import StepInfo
         from sslkit_plugins.maskers.adios.masker import ADIOSMasker
         from sslkit_plugins.maskers.hpm.masker import HPMMasker

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sslkit.engine.device import Precision
-from sslkit.engine.step import train_step
+from sslkit.pretraining.step import train_step
 from sslkit.masking import StepInfo, cell_fractions, snap_to_cells
 from sslkit.models.decoder import UNetDecoder
 from sslkit.models.encoder import Encoder

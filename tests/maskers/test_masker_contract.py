@@ -1,7 +1,7 @@
 """Every registered masker — built-in or example plugin — through the whole contract.
 
 Parametrised over the registry itself, so a new masker is tested by being registered: a few
-engine steps (:func:`sslkit.engine.step.train_step`, with lesions) on a tiny predictor, its maps
+engine steps (:func:`sslkit.pretraining.step.train_step`, with lesions) on a tiny predictor, its maps
 and scalars, a validation-mode proposal, then ``state_dict`` through ``torch.save`` into a fresh
 masker (as a checkpoint does) and the same next steps: identical masks, scalars and predictor.
 """
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from sslkit.engine.device import Precision
-from sslkit.engine.step import train_step
+from sslkit.pretraining.step import train_step
 from sslkit.masking import StepInfo
 from sslkit.plugins import load_plugins
 

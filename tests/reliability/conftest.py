@@ -12,7 +12,7 @@ import pytest
 
 from fault_helpers import TINY_BACKBONE
 
-from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
+from sslkit.pretraining.train_loop import INTERRUPT_ENV, KILL_ENV
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def stopped_compare(tiny_npz, tmp_path_factory):
     import io
 
     from sslkit.cli import run_cli
-    from sslkit.engine.train_loop import SIGNAL_ENV
+    from sslkit.pretraining.train_loop import SIGNAL_ENV
 
     folder = tmp_path_factory.mktemp("stopped-compare")
     args = ["compare", "--maskers", "random", "--no-scratch", "--seeds", "1", "--data", f"npz:{tiny_npz}",

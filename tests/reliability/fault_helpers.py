@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
+from sslkit.pretraining.train_loop import INTERRUPT_ENV, KILL_ENV
 
 TINY_BACKBONE = "mobilenetv3_small_050"
 
@@ -25,7 +25,7 @@ def run_sslkit(args: list[str], timeout: float = 180, **env: str) -> subprocess.
 
 
 def read_checkpoint(run_dir: Path, name: str = "last.pt") -> dict:
-    from sslkit.engine.checkpoint import load_checkpoint
+    from sslkit.pretraining.checkpoint import load_checkpoint
 
     return load_checkpoint(Path(run_dir) / "checkpoints" / name)
 

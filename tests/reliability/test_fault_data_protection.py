@@ -92,7 +92,7 @@ def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_good_one(cli, tiny
 
 
 def test_checkpoint_stays_a_plain_torch_file_with_its_digest(tmp_path):
-    from sslkit.engine.checkpoint import FORMAT, atomic_save, stored_digest
+    from sslkit.pretraining.checkpoint import FORMAT, atomic_save, stored_digest
 
     path = atomic_save({"format": FORMAT, "x": torch.arange(5)}, tmp_path / "c.pt")
     stored, actual = stored_digest(path)

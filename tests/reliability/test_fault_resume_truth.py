@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from fault_helpers import one_sentence, read_checkpoint
 
-from sslkit.engine.checkpoint import atomic_save
-from sslkit.engine.pretrain import INTERRUPT_ENV
+from sslkit.pretraining.checkpoint import atomic_save
+from sslkit.pretraining.train_loop import INTERRUPT_ENV
 
 
 @pytest.fixture

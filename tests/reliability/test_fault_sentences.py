@@ -85,7 +85,7 @@ def test_one_class_folder_is_refused(cli, tmp_path):
 
 def test_a_class_without_labelled_images_is_refused():
     from sslkit.errors import UserError
-    from sslkit.evaluation.protocols import check_classes_learnable
+    from sslkit.finetuning.protocols import check_classes_learnable
 
     with pytest.raises(UserError, match=r"the 3 labelled training image\(s\) \(3 a, 0 b\) hold none of class 'b'"):
         check_classes_learnable(["a", "b"], [3, 0], "d")
@@ -187,7 +187,7 @@ def test_safetensors_own_temporary_is_a_stale_temporary(tmp_path):
 
 @pytest.mark.parametrize("how, code", [("ctrl-c", 130), ("sigterm", 143)])
 def test_finetune_stopped_says_what_to_do(cli, ft, tmp_path, monkeypatch, how, code):
-    import sslkit.engine.finetune as finetune
+    import sslkit.finetuning.run as finetune
 
     def stopped(*args, **kwargs):
         if how == "ctrl-c":

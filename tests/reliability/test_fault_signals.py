@@ -15,7 +15,7 @@ import pytest
 import torch
 from fault_helpers import read_checkpoint, run_sslkit, subprocess_env
 
-from sslkit.engine.pretrain import INTERRUPT_ENV, KILL_ENV
+from sslkit.pretraining.train_loop import INTERRUPT_ENV, KILL_ENV
 from sslkit.plugins import get_plugins
 
 STEPS = 6  # tiny_args: 2 epochs x 3 steps
@@ -49,7 +49,7 @@ def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(cli, t
 
 
 def test_sigkill_loop_while_checkpointing_every_step_leaves_a_good_checkpoint(cli, tiny_args, tmp_path):
-    from sslkit.engine.checkpoint import load_checkpoint
+    from sslkit.pretraining.checkpoint import load_checkpoint
 
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.pt"
@@ -88,7 +88,7 @@ def test_ctrl_c_saves_and_exits_130_with_the_resume_command(tiny_args, tmp_path)
 
 
 def test_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(cli, tiny_args, tmp_path, monkeypatch):
-    import sslkit.engine.pretrain as pretrain
+    import sslkit.pretraining.run as pretrain
 
     real_save, calls = pretrain.atomic_save, []
 
@@ -114,7 +114,7 @@ def test_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(cli, tiny_a
 
 
 def test_ctrl_c_in_compare_exits_130_with_the_rerun_hint(cli, tmp_path, monkeypatch):
-    import sslkit.engine.compare as compare
+    import sslkit.comparison.run as compare
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -123,8 +123,8 @@ def test_text_file_named_npz_is_not_an_allow_pickle_message(tmp_path):
 def test_nan_advice_fits_the_run(precision, advice):
     from pathlib import Path
 
-    from sslkit.engine.config import PretrainConfig
-    from sslkit.engine.train_state import TrainState
+    from sslkit.pretraining.config import PretrainConfig
+    from sslkit.pretraining.train_state import TrainState
 
     state = TrainState(PretrainConfig(precision=precision), last_good=(Path("r/checkpoints/last.pt"), 3))
     message = state.diverged("the loss became nan", 4)

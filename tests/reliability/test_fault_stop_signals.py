@@ -13,7 +13,7 @@ import pytest
 import torch
 from fault_helpers import read_checkpoint
 
-from sslkit.engine.train_loop import SIGNAL_ENV
+from sslkit.pretraining.train_loop import SIGNAL_ENV
 
 STEPS = 6  # tiny_args: 2 epochs x 3 steps
 
@@ -62,7 +62,7 @@ def test_sigterm_in_compare_pretraining_saves_and_exits_143_with_the_rerun_hint(
 
 
 def test_sigterm_in_compare_outside_pretraining_exits_143_at_once(cli, tmp_path, monkeypatch):
-    import sslkit.engine.compare as compare
+    import sslkit.comparison.run as compare
 
     def fine_tuning(*args, **kwargs):  # a scheduler stops the job while a fine-tuning cell runs
         os.kill(os.getpid(), signal.SIGTERM)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from fault_helpers import TINY_BACKBONE, one_sentence
 
-from sslkit.engine.checkpoint import FORMAT, atomic_save
+from sslkit.pretraining.checkpoint import FORMAT, atomic_save
 
 
 class Payload:

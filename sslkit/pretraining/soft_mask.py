@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from sslkit.engine.device import Precision
-from sslkit.engine.loss import masked_reconstruction_loss, reconstruction_target
+from sslkit.pretraining.loss import masked_reconstruction_loss, reconstruction_target
 
 
 def soft_mask_loss(

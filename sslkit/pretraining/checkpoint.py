@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from sslkit.fileio import atomic_write_path
 from sslkit.errors import UserError, first_line
 from sslkit.safeload import refused_object, safe_load
-from sslkit.fileio import atomic_write, atomic_write_path, atomic_write_text  # noqa: F401  (re-exported)
 
 FORMAT = "sslkit-pretrain-checkpoint"
 FORMAT_VERSION = 1

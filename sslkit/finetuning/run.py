@@ -1,6 +1,6 @@
 """Fine-tuning an encoder on few labels under one protocol, and scoring it honestly.
 
-Protocols (see :mod:`sslkit.evaluation.classifier`): ``linear`` and ``paper`` freeze the encoder,
+Protocols (see :mod:`sslkit.finetuning.classifier`): ``linear`` and ``paper`` freeze the encoder,
 ``full`` trains everything with the encoder at ``lr * encoder_lr_scale``. Frozen protocols use
 no augmentation, so the encoder's deepest maps are computed once and the head trains on that
 cache (200 epochs of the paper's head cost seconds); ``full`` trains on augmented batches.
@@ -17,15 +17,15 @@ weights ``10 * (1 - n_c / N)``, Adam lr 1e-3 without weight decay (theirs was co
 reached the optimiser), MultiStepLR x0.33 at epochs 150 and 175 of 200, the last epoch reported.
 Deliberate differences: the frozen encoder's BatchNorm stays in eval mode (theirs drifted in
 training mode) and the head's input is standardised with the labelled features' statistics (see
-:mod:`sslkit.evaluation.classifier`; ``standardize_features=False`` turns it off).
+:mod:`sslkit.finetuning.classifier`; ``standardize_features=False`` turns it off).
 
 Run directory: ``config.yaml``, ``classifier/`` (reloadable), ``metrics.json``/``metrics.csv``
 (val and test), ``predictions.csv`` (test image ids, labels, class probabilities),
 ``history.csv`` (per epoch), ``tensorboard/``.
 
 This module holds the settings and the run from data to scores; the training loops are in
-:mod:`sslkit.engine.finetune_loop`, the run directory's files in :mod:`sslkit.engine.finetune_files`,
-the protocol table in :mod:`sslkit.evaluation.protocols`.
+:mod:`sslkit.finetuning.loop`, the run directory's files in :mod:`sslkit.finetuning.files`,
+the protocol table in :mod:`sslkit.finetuning.protocols`.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from sslkit.engine.finetune_files import write_predictions, write_run
-from sslkit.engine.finetune_loop import Recorder, one_thread_on_cpu, train_frozen, train_full
+from sslkit.finetuning.files import write_predictions, write_run
+from sslkit.finetuning.loop import Recorder, one_thread_on_cpu, train_frozen, train_full
 from sslkit.errors import UserError
-from sslkit.evaluation.classifier import new_classifier, predict_indexed
-from sslkit.evaluation.labels import LabelBudget, parse_label_budget, select_records
+from sslkit.finetuning.classifier import new_classifier, predict_indexed
+from sslkit.finetuning.labels import LabelBudget, parse_label_budget, select_records
 from sslkit.evaluation.metrics import Metrics, class_weights, classification_metrics
-from sslkit.evaluation.protocols import (CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_classes_learnable,
+from sslkit.finetuning.protocols import (CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_classes_learnable,
                                         check_trainable, get_protocol)
 from sslkit.fileio import atomic_write_text
 from sslkit.options import check_backbone_options, check_seed
@@ -73,7 +73,7 @@ class FinetuneConfig:
     protocol: str = "linear"
     labels: LabelBudget = 100
     epochs: int | None = None
-    """None = the protocol's default (:data:`sslkit.evaluation.protocols.PROTOCOLS`)."""
+    """None = the protocol's default (:data:`sslkit.finetuning.protocols.PROTOCOLS`)."""
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -82,7 +82,7 @@ class FinetuneConfig:
     select: str = "last"
     standardize_features: bool = True
     """Frozen protocols: standardise the head's input with the labelled training features'
-    per-channel mean and std (see :mod:`sslkit.evaluation.classifier`); off = the raw features."""
+    per-channel mean and std (see :mod:`sslkit.finetuning.classifier`); off = the raw features."""
     seed: int = 0
     split_seed: int | None = None
     """None = the pretraining run's split seed (so its held-out test images stay held out), else 0."""

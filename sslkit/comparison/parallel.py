@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from sslkit.engine.compare_config import BASELINES, Cell, CompareConfig
+from sslkit.comparison.config import BASELINES, Cell, CompareConfig
 
 _WORKER_PLUGINS = None
 
@@ -41,7 +41,7 @@ def _init_worker(files: list[str]) -> None:
 
 
 def _pretrain_in_worker(config: CompareConfig, cell: Cell) -> tuple[str, int]:
-    from sslkit.engine.compare_cells import _pretrain
+    from sslkit.comparison.cells import _pretrain
     from sslkit.runtime import cpu_threads
 
     with cpu_threads(config.threads):
@@ -50,7 +50,7 @@ def _pretrain_in_worker(config: CompareConfig, cell: Cell) -> tuple[str, int]:
 
 
 def _cell_in_worker(config: CompareConfig, cell: Cell) -> dict[str, Any]:
-    from sslkit.engine.compare_cells import run_cell
+    from sslkit.comparison.cells import run_cell
     from sslkit.runtime import cpu_threads
 
     with cpu_threads(config.threads):

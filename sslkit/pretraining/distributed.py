@@ -22,7 +22,7 @@ What the engine does with more than one process:
 - :func:`gather_to_main` collects per-process state (masker generators, random states) into the
   one checkpoint that rank 0 writes, so a resumed run continues every process exactly;
   :func:`broadcast_object` hands rank 0's choices (the default run directory) to all.
-- :mod:`sslkit.engine.launch` starts the processes (``sslkit pretrain --nproc N``) and lets the
+- :mod:`sslkit.pretraining.launch` starts the processes (``sslkit pretrain --nproc N``) and lets the
   commands that are not distributed run on rank 0 alone.
 
 :func:`process_group` does nothing when the caller already joined a group, so a command that runs
@@ -40,7 +40,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from sslkit.engine.dist_info import DistInfo  # noqa: F401 - re-exported: the engine imports it from here
+from sslkit.pretraining.dist_info import DistInfo
 from sslkit.errors import UserError
 
 

@@ -3,7 +3,7 @@
 :func:`launch_local` is torchrun's own launcher, run in-process, so ``--nproc`` behaves exactly as
 ``torchrun --standalone --nproc-per-node N``; :func:`main_process_only` lets the commands that
 gain nothing from several processes (fine-tuning, evaluation, compare) run on rank 0 alone.
-The collectives the training itself uses are in :mod:`sslkit.engine.distributed`.
+The collectives the training itself uses are in :mod:`sslkit.pretraining.distributed`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 
-from sslkit.engine.distributed import DistInfo
+from sslkit.pretraining.dist_info import DistInfo
 from sslkit.errors import UserError
 
 

@@ -1,6 +1,6 @@
 """``sslkit compare``'s settings: the methods, the label budgets, the seeds, and what a cell is.
 
-See :mod:`sslkit.engine.compare` for the whole comparison. A *cell* is one (method, label budget,
+See :mod:`sslkit.comparison.run` for the whole comparison. A *cell* is one (method, label budget,
 seed); its run directories live under ``RUNS/METHOD/seedS`` (the pretraining, shared by every
 label budget) and ``RUNS/METHOD/seedS/labelsL`` (the fine-tuning and ``cell.json``).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.errors import UserError
-from sslkit.evaluation.labels import LabelBudget, parse_label_budget
+from sslkit.finetuning.labels import LabelBudget, parse_label_budget
 from sslkit.options import check_backbone_options, check_seed
 from sslkit.runtime import check_threads
 
@@ -143,7 +143,7 @@ class Cell:
 
 
 def validate(config: CompareConfig, plugins) -> None:
-    from sslkit.evaluation.protocols import get_protocol
+    from sslkit.finetuning.protocols import get_protocol
 
     if not config.maskers and not config.scratch_full:  # one baseline alone compares nothing
         raise UserError("nothing to compare: --maskers names no masker, so only the scratch baseline would run; "
@@ -185,7 +185,7 @@ def validate(config: CompareConfig, plugins) -> None:
         raise UserError(f"--folds must be 1 (one split) or at least 3 (test, validation and training folds), "
                         f"got {config.folds}")
     if config.pretrain_splits is not None:
-        from sslkit.engine.config import parse_splits
+        from sslkit.pretraining.config import parse_splits
 
         parse_splits(config.pretrain_splits)
     if config.bootstrap_resamples < 100:
@@ -199,7 +199,7 @@ def validate(config: CompareConfig, plugins) -> None:
     keys = [budget_key(b) for b in budgets]
     if len(set(keys)) != len(keys):
         raise UserError(f"--labels lists a budget twice: {','.join(keys)}")
-    from sslkit.evaluation.protocols import check_trainable  # before any pretraining, not after it
+    from sslkit.finetuning.protocols import check_trainable  # before any pretraining, not after it
 
     for protocol in [config.protocol] + ([SCRATCH_FULL_PROTOCOL] if config.scratch_full else []):
         check_trainable(protocol, config.finetune_batch_size, budgets, "--finetune-batch-size")
@@ -240,7 +240,7 @@ def resolve_paper_splits(config: CompareConfig, data) -> None:
     opened data set (only called when the answer depends on it)."""
     if config.paper_splits is not None:
         return
-    from sslkit.evaluation.protocols import get_protocol
+    from sslkit.finetuning.protocols import get_protocol
 
     if not get_protocol(config.protocol).paper_splits:
         config.paper_splits = False

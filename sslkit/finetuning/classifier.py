@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.evaluation.protocols import get_protocol
+from sslkit.finetuning.protocols import get_protocol
 from sslkit.fileio import atomic_write_path, atomic_write_text
 
 CLASSIFIER_JSON = "classifier.json"

@@ -3,7 +3,7 @@
 A protocol says what trains, with which head, for how long by default and with which schedule
 and splits by default. ``sslkit finetune``, ``sslkit compare`` and the engine all read
 :data:`PROTOCOLS`, so adding a protocol (or changing a default) is one edit here (plus the head,
-when it is a new kind, in :mod:`sslkit.evaluation.classifier`).
+when it is a new kind, in :mod:`sslkit.finetuning.classifier`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Protocol:
     frozen: bool
     """The encoder neither trains nor updates its BatchNorm statistics (features are cached)."""
     head: str
-    """Head kind built by :func:`sslkit.evaluation.classifier.build_head`: ``linear`` or ``paper``."""
+    """Head kind built by :func:`sslkit.finetuning.classifier.build_head`: ``linear`` or ``paper``."""
     default_epochs: int
     lr_schedule: str
     """Default learning-rate schedule: ``paper`` (MultiStepLR x0.33 at 75 % and 87.5 %) or ``none``."""

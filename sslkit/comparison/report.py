@@ -8,8 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from sslkit.engine.compare_cells import RESULT_COLUMNS
-from sslkit.engine.compare_config import (
+from sslkit.comparison.cells import RESULT_COLUMNS
+from sslkit.comparison.config import (
     DIFFERENCES_FILE,
     PREDICTIONS_FILE,
     SCRATCH,
@@ -18,7 +18,7 @@ from sslkit.engine.compare_config import (
     CompareConfig,
     budget_key,
 )
-from sslkit.engine.compare_stats import (
+from sslkit.comparison.stats import (
     differences_markdown,
     predictions_by_budget,
     prediction_rows,
@@ -26,7 +26,7 @@ from sslkit.engine.compare_stats import (
 )
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import SCALAR_METRICS
-from sslkit.evaluation.protocols import PROTOCOLS
+from sslkit.finetuning.protocols import PROTOCOLS
 from sslkit.fileio import atomic_write_text
 
 

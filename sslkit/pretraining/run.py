@@ -2,12 +2,12 @@
 
 A run is four small parts, each in its own module:
 
-- :func:`~sslkit.engine.run_parts.build_run` -> :class:`~sslkit.engine.run_parts.RunParts`:
+- :func:`~sslkit.pretraining.run_parts.build_run` -> :class:`~sslkit.pretraining.run_parts.RunParts`:
   predictor, masker, optimizer, scheduler, precision, data loader, devices and processes;
-- :class:`~sslkit.engine.train_state.TrainState`: counters, history, random states; it writes and
+- :class:`~sslkit.pretraining.train_state.TrainState`: counters, history, random states; it writes and
   reads the checkpoint, the one object exact resume depends on;
-- :func:`~sslkit.engine.train_loop.train_one_epoch`: the loop, a plain function;
-- :mod:`~sslkit.engine.callbacks`: logging, progress, checkpoints, the k-NN probe and Ctrl-C, in
+- :func:`~sslkit.pretraining.train_loop.train_one_epoch`: the loop, a plain function;
+- :mod:`~sslkit.pretraining.callbacks`: logging, progress, checkpoints, the k-NN probe and Ctrl-C, in
   the order :func:`pretraining_callbacks` lists them.
 
 This module ties them together (:func:`run_pretraining`) and writes checkpoints
@@ -24,7 +24,7 @@ the last checkpoint is always a good one. Ctrl-C, SIGTERM and SIGUSR1 (a schedul
 SLURM's early warning) finish the current step, save and stop (:mod:`sslkit.stop_signals`).
 
 Several processes (``torchrun --nproc-per-node N -m sslkit pretrain``, see
-:mod:`sslkit.engine.distributed`): ``batch_size`` is the *global* batch, split evenly over the
+:mod:`sslkit.pretraining.distributed`): ``batch_size`` is the *global* batch, split evenly over the
 processes, and each process reads its own shard of the same epoch order, so the union of the
 processes' batches at a step is exactly the one-process batch and DDP's averaged gradient is the
 one-process gradient (up to BatchNorm on the CPU, which normalises per process). Logged metrics
@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from sslkit.engine.callbacks import (
+from sslkit.pretraining.callbacks import (
     Callback,
     Checkpoints,
     Images,
@@ -53,24 +53,14 @@ from sslkit.engine.callbacks import (
     Scalars,
     StopOnSignal,
 )
-from sslkit.engine.checkpoint import atomic_save, check_plain_state, load_latest_good
-from sslkit.engine.config import RESUMABLE_OVERRIDES, PretrainConfig, load_run_config, save_config, validate
+from sslkit.pretraining.checkpoint import atomic_save, check_plain_state, load_latest_good
+from sslkit.pretraining.config import RESUMABLE_OVERRIDES, PretrainConfig, load_run_config, save_config, validate
 from sslkit.engine.device import resolve_device
-from sslkit.engine.distributed import (
-    DistInfo,
-    barrier,
-    broadcast_object,
-    everywhere,
-    gather_to_main,
-    modules_agree,
-    process_group,
-)
-from sslkit.engine.loss import masked_reconstruction_loss
-from sslkit.engine.run_parts import RANK_SEED_STRIDE, local_batch_size, seed_everything  # noqa: F401 (re-exported)
-from sslkit.engine.run_parts import RunParts, build_run, default_run_dir, distribute
-from sslkit.engine.train_loop import INTERRUPT_ENV, KILL_ENV  # noqa: F401 (re-exported)
-from sslkit.engine.train_loop import train_one_epoch
-from sslkit.engine.train_state import (
+from sslkit.pretraining.dist_info import DistInfo
+from sslkit.pretraining.distributed import barrier, broadcast_object, everywhere, gather_to_main, modules_agree, process_group
+from sslkit.pretraining.run_parts import RunParts, build_run, default_run_dir, distribute
+from sslkit.pretraining.train_loop import train_one_epoch
+from sslkit.pretraining.train_state import (
     CHECKPOINT_DIR,
     LAST,
     TrainingDiverged,
@@ -84,14 +74,7 @@ from sslkit.plugins import plugins_or_default
 from sslkit.runtime import cpu_threads, threads_note
 from sslkit.stop_signals import StopRequest, stop_requests
 
-__all__ = [
-    "PretrainConfig",
-    "TrainingDiverged",
-    "TrainingInterrupted",
-    "masked_reconstruction_loss",
-    "resume_config",
-    "run_pretraining",
-]
+__all__ = ["resume_config", "run_pretraining"]
 
 def run_pretraining(
     config: PretrainConfig, plugins: Any = None, *, resume: str | Path | None = None
@@ -164,7 +147,7 @@ def _start(config: PretrainConfig, plugins: Any, *, resuming: bool) -> tuple[Run
 def pretraining_callbacks(parts: RunParts, state: TrainState, log: Any, progress: Any,
                           stop: StopRequest) -> list[Callback]:
     """Everything a run does around its steps, in the order it happens (see
-    :mod:`sslkit.engine.callbacks`). The divergence guard is not here: a NaN loss is caught inside
+    :mod:`sslkit.pretraining.callbacks`). The divergence guard is not here: a NaN loss is caught inside
     the step, before it is applied, and NaN weights by :func:`save_checkpoint`."""
     save = functools.partial(save_checkpoint, parts, state, progress)
     return [
@@ -182,7 +165,7 @@ def _train(parts: RunParts, state: TrainState, *, resuming: bool) -> dict[str, A
     """The remaining epochs; the final metrics. Turns a second Ctrl-C and a full disk into one
     sentence that says what was kept and how to go on."""
     from sslkit.engine.progress import TrainingProgress
-    from sslkit.engine.run_log import RunLog
+    from sslkit.pretraining.run_log import RunLog
 
     config = parts.config
     logdir = Path(config.logdir) if config.logdir else state.run_dir / "tensorboard"

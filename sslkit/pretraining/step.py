@@ -1,6 +1,6 @@
 """One pretraining step: masks, reconstruction, loss, predictor update, masker feedback.
 
-Kept apart from the loop (:func:`sslkit.engine.train_loop.train_one_epoch`) so that the loop
+Kept apart from the loop (:func:`sslkit.pretraining.train_loop.train_one_epoch`) so that the loop
 reads as book-keeping and benchmarks can time exactly the step the engine runs.
 """
 
@@ -13,9 +13,10 @@ from typing import Any, Callable
 import torch
 
 from sslkit.engine.device import Precision
-from sslkit.engine.distributed import DistInfo, all_finite
-from sslkit.engine.loss import masked_reconstruction_loss, reconstruction_target
-from sslkit.engine.soft_mask import soft_mask_loss
+from sslkit.pretraining.dist_info import DistInfo
+from sslkit.pretraining.distributed import all_finite
+from sslkit.pretraining.loss import masked_reconstruction_loss, reconstruction_target
+from sslkit.pretraining.soft_mask import soft_mask_loss
 from sslkit.masking import MaskFeedback, StepInfo, apply_mask, snap_to_cells, validate_masks
 
 #: Maskers (by id) whose first masks were checked against the encoder's cells under sparse encoding.
@@ -72,7 +73,7 @@ def train_step(
     mask (``MaskFeedback.soft_mask_loss``); without it that field stays None. ``encoding`` sparse
     snaps the masks to ``cell_grid`` (the encoder's cells) and calls ``forward(masked, visible
     cells)``; ``target`` norm-pixels normalises each cell of ``cell_grid`` (see
-    :func:`~sslkit.engine.loss.reconstruction_target`)."""
+    :func:`~sslkit.pretraining.loss.reconstruction_target`)."""
     masks = validate_masks(masker.propose(images, info), images, who)
     visible_cells = None
     if encoding == "sparse":

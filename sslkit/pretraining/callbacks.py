@@ -1,7 +1,7 @@
 """What a pretraining run does around its steps: logging, progress, checkpoints, probes, Ctrl-C.
 
-Each callback has three moments, called by :func:`sslkit.engine.train_loop.train_one_epoch` in
-the order of the list built in :func:`sslkit.engine.pretrain.pretraining_callbacks` (the one
+Each callback has three moments, called by :func:`sslkit.pretraining.train_loop.train_one_epoch` in
+the order of the list built in :func:`sslkit.pretraining.run.pretraining_callbacks` (the one
 place that order is written): ``before_epoch``, ``after_step`` (with the step's
 :class:`StepDone`) and ``after_epoch`` (with the epoch's row, already in the history; the
 state's counters already point at the next epoch). A callback may add to the row, write files
@@ -9,7 +9,7 @@ and raise to stop the run; it must not draw from the random streams training use
 probe forks them), or a run with it would differ from one without.
 
 A plain base class with three empty methods, not a framework: the loop that calls them is
-:func:`~sslkit.engine.train_loop.train_one_epoch`, short enough to read in one go.
+:func:`~sslkit.pretraining.train_loop.train_one_epoch`, short enough to read in one go.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from sslkit.engine.train_state import TrainState, checkpoint_path
+from sslkit.pretraining.train_state import TrainState, checkpoint_path
 
 if TYPE_CHECKING:
     from sslkit.engine.progress import TrainingProgress
-    from sslkit.engine.run_log import RunLog
-    from sslkit.engine.run_parts import RunParts
-    from sslkit.engine.step import StepOutput
+    from sslkit.pretraining.run_log import RunLog
+    from sslkit.pretraining.run_parts import RunParts
+    from sslkit.pretraining.step import StepOutput
     from sslkit.stop_signals import StopRequest
 
 Row = dict[str, Any]
@@ -138,7 +138,7 @@ class Images(Callback):
     def after_step(self, parts: RunParts, state: TrainState, done: StepDone) -> None:
         every, step = parts.config.log_images_every, state.step
         if every and parts.dist.is_main and (step == 1 or step % every == 0 or step == parts.total_steps):
-            from sslkit.engine.image_grid import step_grid
+            from sslkit.pretraining.image_grid import step_grid
 
             out = done.out
             grid, columns = step_grid(done.images, out.masks, out.masked, out.reconstruction, parts.masker.log_images())
@@ -212,7 +212,7 @@ class StopOnSignal(Callback):
     def _signum(self, parts: RunParts) -> int | None:
         """The signal that stopped the run; with several processes the highest number any of
         them received (a process the launcher did not signal yet still reports the same)."""
-        from sslkit.engine.distributed import max_over_processes
+        from sslkit.pretraining.distributed import max_over_processes
 
         return max_over_processes(self.stop.signum or 0, parts.dist) or None
 

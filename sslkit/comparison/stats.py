@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sslkit.engine.compare_cells import cell_row
-from sslkit.engine.compare_config import DIFFERENCES_FILE, PREDICTIONS_FILE, REFERENCES, CompareConfig, budget_key
+from sslkit.comparison.cells import cell_row
+from sslkit.comparison.config import DIFFERENCES_FILE, PREDICTIONS_FILE, REFERENCES, CompareConfig, budget_key
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import SCALAR_METRICS
 from sslkit.fileio import atomic_write_text
@@ -90,7 +90,7 @@ def prediction_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
 def pool_folds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per (label budget, method, seed) whose test figures are computed over every
     out-of-fold prediction of its fold cells (cells of a single split are returned as they are)."""
-    from sslkit.engine.finetune_folds import check_partition, pool_predictions, pooled_metrics
+    from sslkit.finetuning.fold_runs import check_partition, pool_predictions, pooled_metrics
 
     grouped: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:

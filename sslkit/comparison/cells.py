@@ -3,7 +3,7 @@
 A finished cell's ``cell.json`` holds a *fingerprint*: every pretraining and fine-tuning setting
 that can change its figures. A rerun reuses the cell when the fingerprint matches and refuses to
 mix in a cell made with other settings; the settings that never change figures are left out
-(:data:`sslkit.engine.config.NOT_RESULT_SETTINGS`, the same list ``--resume`` follows).
+(:data:`sslkit.pretraining.config.NOT_RESULT_SETTINGS`, the same list ``--resume`` follows).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sslkit.engine.compare_config import (
+from sslkit.comparison.config import (
     BASELINES,
     CELL_FILE,
     CELL_FORMAT,
@@ -34,7 +34,7 @@ from sslkit.fileio import atomic_write_text
 # --------------------------------------------------------------------------- cell settings
 
 def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
-    from sslkit.engine.pretrain import PretrainConfig
+    from sslkit.pretraining.config import PretrainConfig
 
     values = {
         **config.pretrain_options,
@@ -61,7 +61,7 @@ def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
 
 
 def finetune_config(config: CompareConfig, cell: Cell, *, quiet: bool):
-    from sslkit.engine.finetune import FinetuneConfig
+    from sslkit.finetuning.run import FinetuneConfig
 
     scratch = cell.method in BASELINES
     full = cell.method == SCRATCH_FULL
@@ -98,8 +98,8 @@ def finetune_config(config: CompareConfig, cell: Cell, *, quiet: bool):
 
 def _result_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` without those that never change a run's figures (the one list:
-    :data:`sslkit.engine.config.NOT_RESULT_SETTINGS`, which also says what ``--resume`` accepts)."""
-    from sslkit.engine.config import NOT_RESULT_SETTINGS
+    :data:`sslkit.pretraining.config.NOT_RESULT_SETTINGS`, which also says what ``--resume`` accepts)."""
+    from sslkit.pretraining.config import NOT_RESULT_SETTINGS
 
     return {k: v for k, v in settings.items() if k not in NOT_RESULT_SETTINGS and k != "encoder"}
 
@@ -115,11 +115,11 @@ def _comparable(fingerprint_: dict[str, Any]) -> dict[str, Any]:
 def _with_new_defaults(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` with every setting it lacks at its current default (JSON-shaped)."""
     if kind == "pretrain":
-        from sslkit.engine.config import PretrainConfig
+        from sslkit.pretraining.config import PretrainConfig
 
         defaults = PretrainConfig().to_dict()
     else:
-        from sslkit.engine.finetune import FinetuneConfig
+        from sslkit.finetuning.run import FinetuneConfig
 
         defaults = dataclasses.asdict(FinetuneConfig())
     missing = {k: v for k, v in _result_settings(defaults).items() if k not in settings}
@@ -192,7 +192,8 @@ def _pretrain(config: CompareConfig, cell: Cell, plugins, quiet: bool) -> dict[s
 
 
 def _run_pretraining(config: CompareConfig, wanted, run_dir: Path, plugins, quiet: bool) -> dict[str, Any]:
-    from sslkit.engine.pretrain import checkpoint_path, resume_config, run_pretraining
+    from sslkit.pretraining.run import resume_config, run_pretraining
+    from sslkit.pretraining.train_state import checkpoint_path
 
     if checkpoint_path(run_dir).is_file():
         saved = resume_config(run_dir, {"device": config.device, "workers": config.workers, "quiet": quiet})
@@ -211,7 +212,7 @@ def _run_pretraining(config: CompareConfig, wanted, run_dir: Path, plugins, quie
 def run_cell(config: CompareConfig, cell: Cell, plugins, *, quiet: bool = False,
              say: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Pretrain (unless scratch), fine-tune and score one cell; writes and returns its record."""
-    from sslkit.engine.finetune import run_finetuning
+    from sslkit.finetuning.run import run_finetuning
 
     directory = cell.directory(config)
     directory.mkdir(parents=True, exist_ok=True)

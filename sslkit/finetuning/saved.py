@@ -37,8 +37,8 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
     """
     from sslkit.data import make_loader, open_dataset
     from sslkit.data.splits import PAPER_SPLIT_SIZE
-    from sslkit.evaluation.classifier import evaluate_loader, find_classifier_dir, load_classifier
-    from sslkit.evaluation.labels import select_records
+    from sslkit.finetuning.classifier import evaluate_loader, find_classifier_dir, load_classifier
+    from sslkit.finetuning.labels import select_records
 
     if split not in SPLIT_NAMES:
         raise UserError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got '{split}'")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from sslkit.evaluation.classifier import Classifier, evaluate_loader, fit_head_standardization
+from sslkit.finetuning.classifier import Classifier, evaluate_loader, fit_head_standardization
 from sslkit.evaluation.metrics import Metrics, classification_metrics
 from sslkit.runtime import cpu_threads
 

@@ -19,11 +19,10 @@ cell's test predictions, from which :func:`sslkit.evaluation.statistics.compare_
 ``sslkit compare --stats-only OUT`` recomputes the statistics), results.png, and with several
 label budgets label_efficiency.png.
 
-This module runs the comparison; its parts are :mod:`~sslkit.engine.compare_config` (settings,
-cells, validation), :mod:`~sslkit.engine.compare_cells` (a cell's settings, fingerprint and run),
-:mod:`~sslkit.engine.compare_stats` (summaries and paired statistics) and
-:mod:`~sslkit.engine.compare_report` (the results files). Their public names are importable from
-here as well.
+This module runs the comparison; its parts are :mod:`~sslkit.comparison.config` (settings,
+cells, validation), :mod:`~sslkit.comparison.cells` (a cell's settings, fingerprint and run),
+:mod:`~sslkit.comparison.stats` (summaries and paired statistics) and
+:mod:`~sslkit.comparison.report` (the results files); import each name from where it is defined.
 """
 
 from __future__ import annotations
@@ -33,50 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-# The parts, importable from here as before the split (tests and plugins use these names).
-from sslkit.engine.compare_cells import (  # noqa: F401
-    RESULT_COLUMNS,
-    cell_row,
-    finetune_config,
-    fingerprint,
-    pretrain_config,
-    read_cell,
-    run_cell,
-)
-from sslkit.engine.compare_config import (  # noqa: F401
-    BASELINES,
-    CELL_FILE,
-    DIFFERENCES_FILE,
-    PREDICTIONS_FILE,
-    PRETRAIN_FILE,
-    REFERENCES,
-    SCRATCH,
-    SCRATCH_FULL,
-    Cell,
-    CompareConfig,
-    budget_key,
-    prepare_splits,
-    resolve_paper_splits,
-    validate,
-)
-from sslkit.engine.compare_report import load_average, machine_description, write_results  # noqa: F401
-from sslkit.engine.compare_stats import (  # noqa: F401
-    differences_markdown,
-    format_difference,
-    pool_folds,
-    recompute_statistics,
-    summarise,
-)
+from sslkit.comparison.cells import cell_row, read_cell, run_cell
+from sslkit.comparison.config import BASELINES, PRETRAIN_FILE, Cell, CompareConfig, budget_key, prepare_splits, validate
+from sslkit.comparison.report import load_average, write_results
+from sslkit.comparison.stats import pool_folds, summarise
 from sslkit.evaluation.metrics import SCALAR_METRICS
 from sslkit.plugins import plugins_or_default
 from sslkit.runtime import cpu_threads
 
-__all__ = [
-    "BASELINES", "CELL_FILE", "DIFFERENCES_FILE", "PREDICTIONS_FILE", "PRETRAIN_FILE", "REFERENCES", "RESULT_COLUMNS",
-    "SCRATCH", "SCRATCH_FULL", "Cell", "CompareConfig", "CompareResult", "budget_key", "cell_row", "differences_markdown",
-    "finetune_config", "fingerprint", "format_difference", "machine_description", "pretrain_config", "read_cell",
-    "recompute_statistics", "resolve_paper_splits", "run_cell", "run_compare", "summarise", "validate",
-]
+__all__ = ["CompareResult", "run_compare"]
 
 
 @dataclass
@@ -171,7 +135,7 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
             + _eta(started, number, len(todo)))
 
     if config.jobs > 1 and len(todo) > 1:
-        from sslkit.engine.compare_parallel import run_cells_in_parallel
+        from sslkit.comparison.parallel import run_cells_in_parallel
 
         count = iter(range(1, len(todo) + 1))
         run_cells_in_parallel(config, todo, plugins, jobs=config.jobs, say=say,

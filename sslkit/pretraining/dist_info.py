@@ -1,6 +1,6 @@
 """Which process of a multi-process run this is, read from torchrun's environment.
 
-Kept apart from :mod:`sslkit.engine.distributed` (which imports torch) so that a command can ask
+Kept apart from :mod:`sslkit.pretraining.distributed` (which imports torch) so that a command can ask
 "am I the main process?" before paying torch's import: a typo's error stays under a second.
 """
 

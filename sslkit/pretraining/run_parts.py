@@ -18,20 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from sslkit.engine.config import PretrainConfig, parse_splits
+from sslkit.pretraining.config import PretrainConfig, parse_splits
 from sslkit.engine.device import Precision, resolve_device, resolve_precision
-from sslkit.engine.distributed import (
-    broadcast_object,
-    DistInfo,
-    StepReducer,
-    backend_for,
-    broadcast_modules,
-    check_devices,
-    convert_batchnorm,
-    process_group_ready,
-    wrap_ddp,
-)
-from sslkit.engine.schedules import build_scheduler
+from sslkit.pretraining.dist_info import DistInfo
+from sslkit.pretraining.distributed import StepReducer, backend_for, broadcast_modules, broadcast_object, check_devices, convert_batchnorm, process_group_ready, wrap_ddp
+from sslkit.pretraining.schedules import build_scheduler
 from sslkit.errors import UserError
 from sslkit.masking import MaskerContext
 from sslkit.optimizers import build_optimizer

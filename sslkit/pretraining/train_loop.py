@@ -1,11 +1,11 @@
 """One pretraining epoch, top to bottom.
 
-Per batch, :func:`sslkit.engine.step.train_step`: the masker proposes masks, the predictor
+Per batch, :func:`sslkit.pretraining.step.train_step`: the masker proposes masks, the predictor
 reconstructs the masked images, the loss is the squared error over the masked pixels (or the
 whole image), the predictor takes one optimizer step and the masker gets detached feedback.
 Then the book-keeping every process agrees on (one all-reduce of the step's figures and the
 Ctrl-C flag), then the callbacks in their listed order (logging, progress, checkpoints,
-stopping; see :mod:`sslkit.engine.callbacks`). At the epoch's end the state closes the epoch
+stopping; see :mod:`sslkit.pretraining.callbacks`). At the epoch's end the state closes the epoch
 and the callbacks run once more.
 
 The loop only reads the run's parts and moves the state's counters; everything else a step
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from sslkit.engine.callbacks import Callback, StepDone
-from sslkit.engine.step import NonFiniteLoss, StepOutput, train_step
-from sslkit.engine.train_state import TrainingDiverged, TrainState
+from sslkit.pretraining.callbacks import Callback, StepDone
+from sslkit.pretraining.step import NonFiniteLoss, StepOutput, train_step
+from sslkit.pretraining.train_state import TrainingDiverged, TrainState
 from sslkit.masking import StepInfo, lesion_hit_counts
 
 if TYPE_CHECKING:
-    from sslkit.engine.run_parts import RunParts
+    from sslkit.pretraining.run_parts import RunParts
 
 #: Test hooks: after global step N, SIGKILL this process / send it SIGINT (Ctrl-C) / send
 #: ``N:SIGNAME`` to this process, or with ``N:SIGNAME:launcher`` (rank 0 only) to the process

@@ -1,4 +1,4 @@
-"""What a fine-tuning run leaves in its directory (see :mod:`sslkit.engine.finetune`).
+"""What a fine-tuning run leaves in its directory (see :mod:`sslkit.finetuning.run`).
 
 ``classifier/`` (reloadable, with the data settings ``sslkit evaluate`` needs to rebuild the same
 split), ``metrics.json``/``metrics.csv`` (val and test), ``predictions.csv`` (test image ids,
@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.csvfiles import write_csv
-from sslkit.evaluation.classifier import Classifier, save_classifier
-from sslkit.evaluation.labels import FinetuneRecords
+from sslkit.finetuning.classifier import Classifier, save_classifier
+from sslkit.finetuning.labels import FinetuneRecords
 from sslkit.evaluation.metrics import Metrics
 
 

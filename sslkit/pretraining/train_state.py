@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sslkit.engine.checkpoint import FORMAT, FORMAT_VERSION, capture_rng_states, restore_rng_states
-from sslkit.engine.config import PretrainConfig
-from sslkit.engine.epoch_stats import EpochStats
+from sslkit.pretraining.checkpoint import FORMAT, FORMAT_VERSION, capture_rng_states, restore_rng_states
+from sslkit.pretraining.config import PretrainConfig
+from sslkit.pretraining.epoch_stats import EpochStats
 from sslkit.errors import UserError, first_line
 from sslkit.stop_signals import exit_code_of, signal_name
 
 if TYPE_CHECKING:
-    from sslkit.engine.run_parts import RunParts
+    from sslkit.pretraining.run_parts import RunParts
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
@@ -163,7 +163,7 @@ class TrainState:
         changes already; only the resumable ones (threads, device, logging ...) may differ."""
         if not isinstance(trained, dict):  # a checkpoint written before settings were stored
             return
-        from sslkit.engine.config import RESUMABLE_OVERRIDES
+        from sslkit.pretraining.config import RESUMABLE_OVERRIDES
 
         now = _as_plain(self.config.to_dict())
         trained = _as_plain(trained)
