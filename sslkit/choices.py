@@ -24,3 +24,14 @@ OPTIMIZERS = ("adam", "adamw")
 ENCODINGS = ("dense", "sparse")
 #: ``--target``: raw pixels, or pixels normalised per cell (MAE's norm_pix_loss).
 TARGETS = ("pixels", "norm-pixels")
+
+
+#: ``--task``'s default: the label of each image.
+DEFAULT_TASK = "classification"
+TASK_HELP = ("What fine-tuning learns: 'classification' (each image's class) or 'segmentation' (the binary lesion "
+             "mask; images without a lesion are negatives), or a task a plugin registers ('sslkit list tasks').")
+#: ``--decoder`` (segmentation): start from the pretraining's decoder, or a freshly initialised one
+#: of the same architecture.
+DECODER_CHOICES = ("pretrained", "fresh")
+DECODER_HELP = ("Segmentation: 'pretrained' starts the decoder from the pretraining run's (its output layer new), "
+                "'fresh' from random weights of the same architecture. From scratch it is always fresh.")

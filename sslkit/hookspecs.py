@@ -2,7 +2,7 @@
 
 A plugin is a module (or object) with functions marked ``@sslkit.hookimpl`` whose names are
 hooks below. Each ``register_*`` hook receives a ``register`` callback and calls it once per
-thing it provides; nothing is returned. The callback's signature is the same for all three::
+thing it provides; nothing is returned. The callback's signature is the same for all four::
 
     register(name, factory, description="", *, options=None)
 
@@ -61,6 +61,16 @@ def register_datasets(register, register_family):
 
     Receives: ``register(name, factory, description, options=...)`` (and ``register_family``, see above). ``factory(location,
     **options)`` returns a :class:`sslkit.data.DatasetSplits`. Returns: nothing.
+    """
+
+
+@hookspec
+def register_tasks(register, register_family):
+    """Register downstream tasks (``--task NAME`` of ``finetune``, ``compare`` and ``evaluate``).
+
+    Receives: ``register(name, factory, description)``. ``factory()`` returns a
+    :class:`sslkit.finetuning.tasks.Task` (what is predicted, the model on the encoder, its loss,
+    figures and files). Returns: nothing.
     """
 
 

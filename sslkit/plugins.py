@@ -39,6 +39,7 @@ REGISTRY_HOOKS = {
     "register_maskers": ("maskers", "masker"),
     "register_backbones": ("backbones", "backbone"),
     "register_datasets": ("datasets", "dataset adapter"),
+    "register_tasks": ("tasks", "task"),
 }
 
 
@@ -72,6 +73,7 @@ class Plugins:
     maskers: Registry
     backbones: Registry
     datasets: Registry
+    tasks: Registry
     info: dict[str, PluginInfo]
     failures: list[PluginFailure]
 
@@ -257,7 +259,7 @@ def load_plugins(
     files = list(plugin_files) + (plugin_files_from_env() if include_env else [])
     pm, info, failures = build_plugin_manager(files, entry_points=entry_points, extra_plugins=extra_plugins)
     regs = _fill_registries(pm, info, failures)
-    return Plugins(pm, regs["maskers"], regs["backbones"], regs["datasets"], info, failures)
+    return Plugins(pm, regs["maskers"], regs["backbones"], regs["datasets"], regs["tasks"], info, failures)
 
 
 _cache: dict[tuple, Plugins] = {}

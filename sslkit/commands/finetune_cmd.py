@@ -1,4 +1,4 @@
-"""`sslkit finetune`: train a classifier on few labels on top of an encoder, and score it."""
+"""`sslkit finetune`: train a downstream model (classifier, segmenter) on few labels on top of an encoder, and score it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import click
 
-from sslkit.choices import DEVICE_CHOICES
+from sslkit.choices import DECODER_CHOICES, DECODER_HELP, DEFAULT_TASK, DEVICE_CHOICES, TASK_HELP
 from sslkit.runtime import THREADS_HELP
 from sslkit.finetuning.protocols import (
     CLASS_WEIGHT_CHOICES,
@@ -22,8 +22,9 @@ from sslkit.finetuning.protocols import (
 def finetune_options(function):
     """The options finetune shares with compare (one definition, one help text)."""
     options = [
-        click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="linear",
-                     show_default=True, help=PROTOCOL_HELP),
+        click.option("--task", default=DEFAULT_TASK, show_default=True, metavar="NAME", help=TASK_HELP),
+        click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default=None,
+                     help=PROTOCOL_HELP + " Default: the task's first (classification linear, segmentation full)."),
         click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all",
                      help="Labelled training images: a count (100), a fraction of the train split (0.1) or 'all'."),
         click.option("--class-weights", type=click.Choice(CLASS_WEIGHT_CHOICES), default="auto", show_default=True,
@@ -35,7 +36,8 @@ def finetune_options(function):
                      help="full protocol: encoder learning rate = lr x this "
                           "(0 keeps its weights; BatchNorm statistics still adapt)."),
         click.option("--select", type=click.Choice(SELECT_CHOICES), default="last", show_default=True,
-                     help="Report the last epoch (the paper's) or the epoch with the best validation macro F1."),
+                     help="Report the last epoch (the paper's) or the epoch with the best validation figure "
+                          "(classification: macro F1; segmentation: Dice)."),
         click.option("--image-size", type=int, default=None, help="Default: the pretraining run's, else 64."),
         click.option("--split-seed", type=int, default=None,
                      help="Seed of generated train/val/test splits; default: the pretraining run's, else 0."),
@@ -71,6 +73,8 @@ def finetune_options(function):
 @click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
               help="Dataset adapter option (repeatable); default: the pretraining run's, when --data is not given.")
 @finetune_options
+@click.option("--decoder", type=click.Choice(DECODER_CHOICES), default="pretrained", show_default=True,
+              help=DECODER_HELP)
 @click.option("--folds", type=int, default=1, show_default=True,
               help=FOLDS_HELP + " Writes OUT/foldF, OUT/oof_predictions.csv and OUT/oof_metrics.json.")
 @click.option("--positive-class", default=None, metavar="NAME", help=POSITIVE_CLASS_HELP)
@@ -82,11 +86,12 @@ def finetune_options(function):
               help="Run directory (default runs/finetune-PROTOCOL-TIME).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbone_opts, in_chans, data, data_opts, protocol,
-                     labels, class_weights, batch_size, lr, weight_decay, encoder_lr_scale, select, image_size,
-                     split_seed, paper_splits, lr_schedule, standardize_features, device, workers, threads, folds,
-                     positive_class, epochs, seed, seeds, out, quiet) -> None:
-    """Fine-tune a classifier on few labels and report accuracy, macro F1, AUROC, balanced accuracy.
+def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbone_opts, in_chans, data, data_opts, task,
+                     protocol, labels, class_weights, batch_size, lr, weight_decay, encoder_lr_scale, select, image_size,
+                     split_seed, paper_splits, lr_schedule, standardize_features, device, workers, threads, decoder,
+                     folds, positive_class, epochs, seed, seeds, out, quiet) -> None:
+    """Fine-tune on few labels: a classifier (accuracy, macro F1, AUROC, balanced accuracy) or a
+    lesion segmenter (--task segmentation: Dice, IoU, HD95).
 
     \b
     Examples:
@@ -94,6 +99,8 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
       sslkit finetune --encoder runs/dqn --from-scratch --protocol paper    # the baseline
       sslkit finetune --encoder runs/dqn --protocol full --labels 0.1 --seeds 3
       sslkit finetune --encoder runs/dqn --protocol paper --folds 5    # every image tested once
+      sslkit finetune --task segmentation --encoder runs/dqn --labels 50   # pretrained encoder + decoder
+      sslkit finetune --task segmentation --encoder runs/dqn --decoder fresh --protocol frozen
     """
     from sslkit.pretraining.launch import main_process_only
 
@@ -111,12 +118,12 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
 
     console = Console()
     plugins = load_plugins_for(ctx)
-    base = Path(out) if out else Path("runs") / f"finetune-{protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = Path(out) if out else Path("runs") / f"finetune-{protocol or task}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = FinetuneConfig(
         encoder=encoder, from_scratch=from_scratch, backbone=backbone,
         backbone_options=parse_options(backbone_opts, "--backbone-opt"), in_chans=in_chans, data=data,
         data_options=parse_options(data_opts, "--data-opt"),
-        protocol=protocol, labels=labels, epochs=epochs, batch_size=batch_size, lr=lr,
+        task=task, protocol=protocol, decoder=decoder, labels=labels, epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, encoder_lr_scale=encoder_lr_scale, class_weights=class_weights,
         select=select, seed=seed, split_seed=split_seed, image_size=image_size,
         paper_splits=paper_splits, lr_schedule=lr_schedule, standardize_features=standardize_features,
@@ -124,7 +131,7 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
         positive_class=positive_class,
     )
     if folds != 1:
-        _run_folds_command(console, config, seeds, plugins, protocol, from_scratch)
+        _run_folds_command(console, config, seeds, plugins, from_scratch)
         return
     rows = []
     for result in run_seeds(config, seeds, plugins, log=lambda text: console.print(text, highlight=False)):
@@ -145,19 +152,20 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
         console.print(f"saved to {result.out} ({timing}); re-score with: sslkit evaluate --classifier {result.out}",
                       highlight=False)
-        rows.append({"method": protocol + (" (scratch)" if from_scratch else ""), "seed": run_seed,
+        rows.append({"method": str(config.protocol) + (" (scratch)" if from_scratch else ""), "seed": run_seed,
                      **result.metrics["test"].scalars})
     if seeds > 1:
         console.print(summary_table(aggregate(rows), title=f"test, mean ± std over {seeds} seeds"))
 
 
-def _run_folds_command(console, config, seeds: int, plugins, protocol: str, from_scratch: bool) -> None:
+def _run_folds_command(console, config, seeds: int, plugins, from_scratch: bool) -> None:
     """``--folds K``: every fold of every seed, the pooled out-of-fold figures per seed."""
     from sslkit.finetuning.run import run_seeds, validate
     from sslkit.finetuning.fold_runs import run_folds
     from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
 
-    validate(config)
+    validate(config, plugins)
+    protocol = config.protocol
     rows = []
     for result in run_seeds(config, seeds, plugins, log=lambda text: console.print(text, highlight=False),
                             runner=run_folds):

@@ -1,4 +1,4 @@
-"""`sslkit list maskers|backbones|datasets [GLOB]`: registered names with one-line descriptions."""
+"""`sslkit list maskers|backbones|datasets|tasks [GLOB]`: registered names with one-line descriptions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import click
 
-KINDS = {"maskers": "maskers", "backbones": "backbones", "datasets": "datasets"}
+KINDS = {"maskers": "maskers", "backbones": "backbones", "datasets": "datasets", "tasks": "tasks"}
 
 
 def _options_summary(entry) -> str:
@@ -32,7 +32,7 @@ def _options_table(entry):
 
 
 @click.command("list")
-@click.argument("kind", type=click.Choice(sorted(KINDS)), metavar="{maskers|backbones|datasets}")
+@click.argument("kind", type=click.Choice(sorted(KINDS)), metavar="{maskers|backbones|datasets|tasks}")
 @click.argument("pattern", required=False, default="*", metavar="[GLOB]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 @click.option(

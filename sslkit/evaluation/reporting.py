@@ -24,9 +24,14 @@ METRIC_LABELS = {
     "auroc": "AUROC",
     "ece": "ECE",
     "sensitivity_at_90_specificity": "sens. @90 % spec.",
+    "dice": "Dice",
+    "iou": "IoU",
+    "hd95": "HD95 (px)",
+    "dice_lesion": "Dice (lesion images)",
+    "empty_correct": "empty correct",
 }
 #: Metrics where the smallest mean is the best (bold in tables).
-LOWER_IS_BETTER = {"ece"}
+LOWER_IS_BETTER = {"ece", "hd95"}
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -51,10 +56,13 @@ def metrics_tables(metrics: Metrics, title: str) -> list[Any]:
     from rich.table import Table
 
     scalars = Table(title=title, show_header=True)
-    for name in SCALAR_METRICS:
-        scalars.add_column(METRIC_LABELS[name], justify="right")
+    names = [n for n in SCALAR_METRICS if n in metrics.scalars] or list(metrics.scalars)
+    for name in names:
+        scalars.add_column(METRIC_LABELS.get(name, name), justify="right")
     scalars.add_column("images", justify="right")
-    scalars.add_row(*(fmt(metrics.scalars[n]) for n in SCALAR_METRICS), str(metrics.n_samples))
+    scalars.add_row(*(fmt(metrics.scalars[n]) for n in names), str(metrics.n_samples))
+    if not metrics.per_class:  # a task without classes (segmentation): the figures are all
+        return [scalars]
 
     per_class = Table(title="per class", show_header=True)
     per_class.add_column("class")
@@ -82,15 +90,17 @@ def print_metrics(console, metrics: Metrics, title: str) -> None:
 
 
 def write_metrics_files(directory: str | Path, results: Mapping[str, Metrics], *, stem: str = "metrics",
-                        extra: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
-    """``{stem}.json`` (everything) and ``{stem}.csv`` (one row of scalars per split)."""
+                        extra: Mapping[str, Any] | None = None,
+                        metrics_names: Sequence[str] = SCALAR_METRICS) -> tuple[Path, Path]:
+    """``{stem}.json`` (everything) and ``{stem}.csv`` (one row of ``metrics_names`` per split)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     payload = {**(extra or {}), "splits": {split: m.to_dict() for split, m in results.items()}}
     json_path = directory / f"{stem}.json"
     atomic_write_text(json_path, json.dumps(payload, indent=2, default=str))
     rows = [{"split": split, **m.scalars, "n_samples": m.n_samples} for split, m in results.items()]
-    csv_path = write_csv(directory / f"{stem}.csv", rows, ["split", *SCALAR_METRICS, "n_samples"], float_format=".6f")
+    columns = ["split", *(m for m in metrics_names if any(m in r for r in rows)), "n_samples"]
+    csv_path = write_csv(directory / f"{stem}.csv", rows, columns, float_format=".6f")
     return json_path, csv_path
 
 

@@ -24,6 +24,7 @@ the unresampled set. :func:`compare_predictions` recomputes everything from a sa
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -37,9 +38,41 @@ CONFIDENCE = 0.95
 VERDICTS = ("better", "worse", "not distinguishable")
 
 
+class PairedScores(ABC):
+    """One model's test predictions as the paired bootstrap needs them: image ids, leakage groups,
+    the truth they are judged against, and the task's figures over resampled image sets. Each
+    downstream task has one (:class:`Predictions` for classification, :class:`ImageScores` for
+    per-image figures such as segmentation's Dice), so the statistics never name a task."""
+
+    ids: list[str]
+    groups: list[str] | None
+
+    @abstractmethod
+    def aligned_to(self, ids: Sequence[str]) -> "PairedScores":
+        """The same predictions in the order of ``ids`` (which must be the same set of images)."""
+
+    @abstractmethod
+    def truth(self) -> np.ndarray:
+        """What each image is judged against (paired models must share it)."""
+
+    @abstractmethod
+    def resampled(self, indices: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """metric -> (B,) its value over each row of ``indices`` (B, N); ``valid`` masks padding."""
+
+
+def _order_of(current: Sequence[str], ids: Sequence[str]) -> np.ndarray | None:
+    """Positions that put ``current`` in the order of ``ids`` (None when already so)."""
+    if list(ids) == list(current):
+        return None
+    position = {image: i for i, image in enumerate(current)}
+    if len(position) != len(current) or set(position) != set(ids):
+        raise ValueError("the predictions to pair are not on the same test images")
+    return np.array([position[image] for image in ids])
+
+
 @dataclass
-class Predictions:
-    """One model's test predictions: image ids (N,), true labels (N,), probabilities (N, K)."""
+class Predictions(PairedScores):
+    """One classifier's test predictions: image ids (N,), true labels (N,), probabilities (N, K)."""
 
     ids: list[str]
     labels: np.ndarray
@@ -49,15 +82,53 @@ class Predictions:
     groups, so twins move together. None: every image is its own group."""
 
     def aligned_to(self, ids: Sequence[str]) -> "Predictions":
-        """The same predictions in the order of ``ids`` (which must be the same set of images)."""
-        if list(ids) == list(self.ids):
+        order = _order_of(self.ids, ids)
+        if order is None:
             return self
-        position = {image: i for i, image in enumerate(self.ids)}
-        if len(position) != len(self.ids) or set(position) != set(ids):
-            raise ValueError("the predictions to pair are not on the same test images")
-        order = np.array([position[image] for image in ids])
         groups = None if self.groups is None else [self.groups[i] for i in order.tolist()]
         return Predictions(list(ids), self.labels[order], self.probs[order], groups)
+
+    def truth(self) -> np.ndarray:
+        return np.asarray(self.labels)
+
+    def resampled(self, indices: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return resampled_metrics(self.labels, self.probs, indices, valid)
+
+
+@dataclass
+class ImageScores(PairedScores):
+    """Figures that are means of per-image values (segmentation's Dice, IoU, HD95): ``values``
+    maps a metric to (N,) per-image values, NaN where undefined (left out of that resample's mean).
+    ``reference`` is what each image is judged against (e.g. its lesion area), so two models can be
+    checked to pair the same truth."""
+
+    ids: list[str]
+    values: dict[str, np.ndarray]
+    reference: np.ndarray
+    groups: list[str] | None = None
+
+    def aligned_to(self, ids: Sequence[str]) -> "ImageScores":
+        order = _order_of(self.ids, ids)
+        if order is None:
+            return self
+        groups = None if self.groups is None else [self.groups[i] for i in order.tolist()]
+        return ImageScores(list(ids), {k: np.asarray(v)[order] for k, v in self.values.items()},
+                           np.asarray(self.reference)[order], groups)
+
+    def truth(self) -> np.ndarray:
+        return np.asarray(self.reference)
+
+    def resampled(self, indices: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        indices = np.atleast_2d(indices)
+        if valid is None:
+            valid = np.ones(indices.shape, dtype=bool)
+        out = {}
+        for metric, per_image in self.values.items():
+            drawn = np.asarray(per_image, dtype=np.float64)[np.where(valid, indices, 0)]
+            keep = valid & ~np.isnan(drawn)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[metric] = np.where(keep, drawn, 0.0).sum(axis=1) / keep.sum(axis=1)
+        return out
 
 
 def _rank_auroc(scores: np.ndarray, positive: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -189,10 +260,11 @@ def verdict(low: float, high: float) -> str:
 
 
 def paired_differences(
-    predictions: Mapping[str, Mapping[int, Predictions]],
+    predictions: Mapping[str, Mapping[int, PairedScores]],
     pairs: Iterable[tuple[str, str]],
     *,
     metrics: Sequence[str] = SCALAR_METRICS,
+    lower_is_better: Iterable[str] = (),
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     confidence: float = CONFIDENCE,
@@ -216,13 +288,13 @@ def paired_differences(
     def scores(method: str, run_seed: int):
         if (method, run_seed) not in cache:
             p = predictions[method][run_seed].aligned_to(ids)
-            if not np.array_equal(p.labels, first.aligned_to(ids).labels):
-                raise ValueError(f"{method} seed {run_seed} has other true labels for the same test images")
-            cache[(method, run_seed)] = (resampled_metrics(p.labels, p.probs, identity),
-                                         resampled_metrics(p.labels, p.probs, indices, valid))
+            if not np.array_equal(p.truth(), first.aligned_to(ids).truth()):
+                raise ValueError(f"{method} seed {run_seed} has another truth for the same test images")
+            cache[(method, run_seed)] = (p.resampled(identity), p.resampled(indices, valid))
         return cache[(method, run_seed)]
 
     tail = 100.0 * (1.0 - confidence) / 2.0
+    flipped = set(lower_is_better)  # a distance: a negative difference is the better one
     out: list[Difference] = []
     for method, reference in pairs:
         seeds = sorted(set(predictions[method]) & set(predictions[reference]))
@@ -236,13 +308,13 @@ def paired_differences(
                 low, high = (float(v) for v in scoreatpercentile(resampled, [tail, 100.0 - tail]))
             else:
                 low = high = float("nan")
-            out.append(Difference(method, reference, metric, float(observed), low, high, verdict(low, high),
-                                  len(ids), len(seeds)))
+            call = verdict(-high, -low) if metric in flipped else verdict(low, high)
+            out.append(Difference(method, reference, metric, float(observed), low, high, call, len(ids), len(seeds)))
     return out
 
 
 def bootstrap_scores(
-    predictions: Mapping[str, Mapping[int, Predictions]],
+    predictions: Mapping[str, Mapping[int, PairedScores]],
     *,
     metrics: Sequence[str] = SCALAR_METRICS,
     n_resamples: int = DEFAULT_RESAMPLES,
@@ -262,8 +334,8 @@ def bootstrap_scores(
     out: dict[str, dict[str, tuple[float, float, float]]] = {}
     for method, by_seed in predictions.items():
         runs = [by_seed[s].aligned_to(ids) for s in sorted(by_seed)]
-        observed = [resampled_metrics(p.labels, p.probs, np.arange(len(ids))[None, :]) for p in runs]
-        resampled = [resampled_metrics(p.labels, p.probs, indices, valid) for p in runs]
+        observed = [p.resampled(np.arange(len(ids))[None, :]) for p in runs]
+        resampled = [p.resampled(indices, valid) for p in runs]
         out[method] = {}
         for metric in metrics:
             values = np.mean([r[metric] for r in resampled], axis=0)

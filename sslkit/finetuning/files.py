@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.csvfiles import write_csv
-from sslkit.finetuning.classifier import Classifier, save_classifier
 from sslkit.finetuning.labels import FinetuneRecords
 from sslkit.evaluation.metrics import Metrics
 
@@ -24,13 +23,14 @@ def write_predictions(path: Path, predictions: dict[str, Any], class_names: list
     write_csv(path, rows, columns, float_format=".8g")
 
 
-def write_run(out: Path, config, classifier: Classifier, records: FinetuneRecords,
+def write_run(out: Path, config, task, model, records: FinetuneRecords,
               metrics: dict[str, Metrics], recorder, seconds: dict[str, float], selected: int,
               source: str, counts: list[int], weights: list[float] | None) -> None:
-    """The classifier, the metrics files, history.csv and the final TensorBoard scalars."""
+    """The task's model (``classifier/``, ``segmenter/``), the metrics files, history.csv and the
+    final TensorBoard scalars."""
     from sslkit.evaluation.reporting import write_metrics_files, write_tensorboard_scalars
 
-    classifier.cpu()
+    model.cpu()
     data_meta = {
         "data": config.data,
         "data_options": dict(config.data_options),
@@ -42,14 +42,15 @@ def write_run(out: Path, config, classifier: Classifier, records: FinetuneRecord
         "folds": config.folds,
         "fold": config.fold,
     }
-    save_classifier(classifier, out / "classifier", {
+    task.save_model(model, out / task.model_dir, {
         "class_names": records.class_names,
         "encoder_source": source,
         "from_scratch": config.from_scratch,
         "selected_epoch": selected,
         **data_meta,
     })
-    write_metrics_files(out, metrics, extra={
+    write_metrics_files(out, metrics, metrics_names=task.metrics, extra={
+        "task": task.name,
         "protocol": config.protocol,
         "encoder_source": source,
         "from_scratch": config.from_scratch,

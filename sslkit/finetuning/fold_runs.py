@@ -56,15 +56,16 @@ def check_partition(plans: Sequence[dict[str, Any] | None], pooled_images: int) 
                         "images could not be read or scored (see the notes), so the out-of-fold set is incomplete")
 
 
-def pool_predictions(per_fold: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate the folds' test predictions; every image must appear exactly once."""
-    pooled: dict[str, list] = {"ids": [], "labels": [], "probs": [], "groups": [], "folds": []}
+def pool_predictions(per_fold: Sequence[dict[str, Any]], columns: Sequence[str] = ("labels", "probs")) -> dict[str, Any]:
+    """Concatenate the folds' test predictions (ids, groups and the task's per-image ``columns``,
+    :meth:`~sslkit.finetuning.tasks.Task.pool_columns`); every image must appear exactly once."""
+    pooled: dict[str, list] = {"ids": [], **{c: [] for c in columns}, "groups": [], "folds": []}
     calls: list[int] = []
     with_calls = all("positive_call" in p for p in per_fold)
     for fold, predictions in enumerate(per_fold):
         pooled["ids"] += list(predictions["ids"])
-        pooled["labels"] += list(predictions["labels"])
-        pooled["probs"] += list(predictions["probs"])
+        for column in columns:
+            pooled[column] += list(predictions[column])
         pooled["groups"] += list(predictions.get("groups") or predictions["ids"])
         pooled["folds"] += [fold] * len(predictions["ids"])
         if with_calls:
@@ -95,6 +96,9 @@ def run_folds(config: FinetuneConfig, plugins=None, *, log: Callable[[str], None
     """Fine-tune fold 0..K-1 of ``config`` (each into ``OUT/foldF``) and score the pooled predictions."""
     if int(config.folds) < 3:
         raise UserError(f"run_folds needs --folds 3 or more, got {config.folds}")
+    from sslkit.finetuning.tasks import get_task
+
+    task = get_task(config.task, plugins)
     say = log or (lambda text: None)
     results = []
     for fold in range(int(config.folds)):
@@ -105,30 +109,30 @@ def run_folds(config: FinetuneConfig, plugins=None, *, log: Callable[[str], None
         say(f"fold {fold + 1}/{config.folds}")
         results.append(run_finetuning(one, plugins, log=log))
     class_names = results[0].class_names
-    pooled = pool_predictions([r.test_predictions or {} for r in results])
+    pooled = pool_predictions([r.test_predictions or {} for r in results], task.pool_columns())
     check_partition([r.fold_plan for r in results], len(pooled["ids"]))
     positive = next((r.operating_point["positive"] for r in results if r.operating_point), None)
-    metrics = pooled_metrics(pooled, class_names, positive)
+    metrics = task.pooled_metrics(pooled, class_names, positive)
     out = Path(config.out).expanduser() if config.out else None
     if out is not None:
-        write_oof_files(out, pooled, metrics, class_names, [r.operating_point for r in results])
+        write_oof_files(out, pooled, metrics, task.prediction_rows(pooled, class_names),
+                        [r.operating_point for r in results])
     return FoldsResult(results, metrics, pooled, out, config.seed)
 
 
-def write_oof_files(out: Path, pooled: dict[str, Any], metrics: Metrics, class_names: list[str],
+def write_oof_files(out: Path, pooled: dict[str, Any], metrics: Metrics, rows: list[dict[str, Any]],
                     operating_points: list[dict[str, Any] | None]) -> None:
+    """``oof_predictions.csv`` (the task's per-image ``rows`` with each image's fold, group and the
+    operating point's call) and ``oof_metrics.json``."""
     from sslkit.csvfiles import write_csv
 
-    columns = ["image", "fold", "group", "label", *(f"prob_{n}" for n in class_names)]
-    if "positive_call" in pooled:
-        columns.append("positive_call")
-    rows = []
-    for i, image in enumerate(pooled["ids"]):
-        row = {"image": image, "fold": pooled["folds"][i], "group": pooled["groups"][i], "label": pooled["labels"][i],
-               **{f"prob_{n}": float(p) for n, p in zip(class_names, pooled["probs"][i])}}
+    extra = ("fold", "group") + (("positive_call",) if "positive_call" in pooled else ())
+    for i, row in enumerate(rows):
+        row.update({"fold": pooled["folds"][i], "group": pooled["groups"][i]})
         if "positive_call" in pooled:
             row["positive_call"] = pooled["positive_call"][i]
-        rows.append(row)
+    columns = ["image", "fold", "group", *(c for c in (rows[0] if rows else {}) if c not in ("image", *extra)),
+               *extra[2:]]
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / OOF_PREDICTIONS_FILE, rows, columns, float_format=".8g")
     atomic_write_text(out / OOF_METRICS_FILE, json.dumps(

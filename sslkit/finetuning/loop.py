@@ -1,9 +1,9 @@
-"""The fine-tuning loops: a head on cached frozen features, or the whole network on batches.
+"""The fine-tuning loops: a head on cached frozen features, or a task's model on batches.
 
 Both run the same epoch schedule (:func:`fit`): one training pass, the learning-rate step, the
-validation figures, keeping the best epoch when ``select="best-val"``, then one history row. Only
-what one training pass does differs, so the two protocols cannot drift apart in how they pick
-the reported epoch or what they log.
+validation figures, keeping the best epoch (by the task's selection figure) when
+``select="best-val"``, then one history row. Only what one training pass does differs, so the
+protocols and tasks cannot drift apart in how they pick the reported epoch or what they log.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from sslkit.finetuning.classifier import Classifier, evaluate_loader, fit_head_standardization
+from sslkit.finetuning.classifier import Classifier, fit_head_standardization
 from sslkit.evaluation.metrics import Metrics, classification_metrics
 from sslkit.runtime import cpu_threads
 
@@ -86,11 +86,11 @@ def lr_scheduler(optimizer: torch.optim.Optimizer, config):
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=PAPER_GAMMA)
 
 
-def _keep_best(best, metrics: Metrics, epoch: int, module: torch.nn.Module, select: str):
-    """Track the epoch with the best validation macro F1 (ties: the later epoch)."""
+def _keep_best(best, metrics: Metrics, epoch: int, module: torch.nn.Module, select: str, selection_metric: str):
+    """Track the epoch with the best validation ``selection_metric`` (ties: the later epoch)."""
     if select != "best-val":
         return best
-    score = metrics.scalars["macro_f1"]
+    score = metrics.scalars[selection_metric]
     if best is None or score >= best[0]:
         return score, epoch, copy.deepcopy(module.state_dict())
     return best
@@ -107,7 +107,8 @@ def _step(optimizer: torch.optim.Optimizer, logits: torch.Tensor, labels: torch.
 
 
 def fit(module: torch.nn.Module, optimizer: torch.optim.Optimizer, config, recorder: Recorder,
-        train_epoch: Callable[[int], float], validate: Callable[[], Metrics | None]) -> tuple[dict, int]:
+        train_epoch: Callable[[int], float], validate: Callable[[], Metrics | None],
+        selection_metric: str = "macro_f1") -> tuple[dict, int]:
     """Every epoch: ``train_epoch(epoch)`` (its mean loss), the schedule's step, ``validate()``,
     the best-epoch bookkeeping and a history row. Returns (the selected state of ``module``, its epoch)."""
     scheduler = lr_scheduler(optimizer, config)
@@ -119,7 +120,7 @@ def fit(module: torch.nn.Module, optimizer: torch.optim.Optimizer, config, recor
             scheduler.step()
         val_metrics = validate()
         if val_metrics is not None:
-            best = _keep_best(best, val_metrics, epoch, module, config.select)
+            best = _keep_best(best, val_metrics, epoch, module, config.select, selection_metric)
         recorder.epoch(epoch, loss, val_metrics)
     if best is None or config.select == "last":
         return copy.deepcopy(module.state_dict()), epochs
@@ -156,13 +157,20 @@ def train_frozen(classifier: Classifier, features: torch.Tensor, labels: torch.T
     return fit(head, optimizer, config, recorder, train_epoch, validate)
 
 
-def train_full(classifier: Classifier, train_loader, val_loader, config,
-               weights: torch.Tensor | None, device: torch.device, class_names: list[str],
-               recorder: Recorder) -> tuple[dict[str, torch.Tensor], int]:
-    """Train encoder and head together; returns (selected classifier state, its epoch)."""
-    groups = [{"params": list(classifier.head.parameters()), "lr": config.lr}]
-    encoder_params = [p for p in classifier.encoder.parameters() if p.requires_grad]
-    if config.encoder_lr_scale > 0:
+def train_batches(model: torch.nn.Module, train_loader, config, device: torch.device, recorder: Recorder, *,
+                  loss: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor], target: str,
+                  validate: Callable[[], Metrics | None], selection_metric: str) -> tuple[dict[str, torch.Tensor], int]:
+    """Train ``model`` on batches (its ``encoder`` at ``lr * encoder_lr_scale``, the rest at ``lr``;
+    a frozen encoder's parameters do not train); returns (selected state, its epoch).
+
+    ``loss(outputs, batch)`` is the task's mean loss of a batch whose ``image`` and ``target``
+    entries are on ``device``; ``validate()`` gives the validation figures (None without a split)."""
+    encoder = getattr(model, "encoder")
+    encoder_ids = {id(p) for p in encoder.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in encoder_ids and p.requires_grad]
+    groups = [{"params": rest, "lr": config.lr}]
+    encoder_params = [p for p in encoder.parameters() if p.requires_grad]
+    if config.encoder_lr_scale > 0 and encoder_params:
         groups.append({"params": encoder_params, "lr": config.lr * config.encoder_lr_scale})
     else:
         for p in encoder_params:
@@ -170,18 +178,20 @@ def train_full(classifier: Classifier, train_loader, val_loader, config,
     optimizer = torch.optim.Adam(groups, weight_decay=config.weight_decay)
 
     def train_epoch(epoch: int) -> float:
-        classifier.train()
+        model.train()
         train_loader.set_epoch(epoch - 1)
         total, seen = 0.0, 0
         for batch in train_loader:
-            images, labels = batch["image"].to(device), batch["label"].to(device)
-            if len(labels) < 2 and seen:  # see _batches: skip a trailing single image
+            images = batch["image"].to(device)
+            if len(images) < 2 and seen:  # see _batches: skip a trailing single image
                 continue
-            total += _step(optimizer, classifier(images), labels, weights)
-            seen += len(labels)
+            on_device = {**batch, "image": images, target: batch[target].to(device)}
+            value = loss(model(images), on_device)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            total += value.item() * len(images)
+            seen += len(images)
         return total / max(1, seen)
 
-    def validate() -> Metrics | None:
-        return evaluate_loader(classifier, val_loader, device, class_names) if val_loader is not None else None
-
-    return fit(classifier, optimizer, config, recorder, train_epoch, validate)
+    return fit(model, optimizer, config, recorder, train_epoch, validate, selection_metric)

@@ -28,7 +28,8 @@ class Protocol:
     frozen: bool
     """The encoder neither trains nor updates its BatchNorm statistics (features are cached)."""
     head: str
-    """Head kind built by :func:`sslkit.finetuning.classifier.build_head`: ``linear`` or ``paper``."""
+    """Classification's head kind (:func:`sslkit.finetuning.classifier.build_head`): ``linear`` or
+    ``paper``; ``task`` when the task brings its own output part (segmentation's decoder)."""
     default_epochs: int
     lr_schedule: str
     """Default learning-rate schedule: ``paper`` (MultiStepLR x0.33 at 75 % and 87.5 %) or ``none``."""
@@ -48,6 +49,8 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
                      "standardised (--no-standardize-features turns that off)."),
     Protocol("full", frozen=False, head="linear", default_epochs=50, lr_schedule="none", paper_splits=False,
              summary="whole network, encoder at --encoder-lr-scale x --lr."),
+    Protocol("frozen", frozen=True, head="task", default_epochs=50, lr_schedule="none", paper_splits=False,
+             summary="(segmentation) frozen encoder, the decoder trains."),
 )}
 PROTOCOL_NAMES: tuple[str, ...] = tuple(PROTOCOLS)
 FROZEN_PROTOCOLS: tuple[str, ...] = tuple(name for name, p in PROTOCOLS.items() if p.frozen)
@@ -76,14 +79,17 @@ def get_protocol(name: str) -> Protocol:
     return protocol
 
 
-def check_trainable(protocol: str, batch_size: int, budgets: list, batch_option: str = "--batch-size") -> None:
-    """Settings no classifier can be trained with, refused before anything runs (``compare``
-    used to fail only after its pretraining): a label budget below two images (one class at
-    most, then NaN scores), and a batch of one image where BatchNorm layers train."""
+def check_trainable(protocol: str, batch_size: int, budgets: list, batch_option: str = "--batch-size", *,
+                    task: str = "classification") -> None:
+    """Settings no model can be trained with, refused before anything runs (``compare`` used to
+    fail only after its pretraining): a label budget below two images (a classifier sees one class
+    at most, then NaN scores; a segmenter one image), and a batch of one image where BatchNorm
+    layers train."""
     for budget in budgets:
         if isinstance(budget, int) and budget < 2:
-            raise UserError(f"--labels {budget} is too few: a classifier needs labelled images of at least two "
-                            "classes (one per class at the very least)")
+            why = ("a classifier needs labelled images of at least two classes (one per class at the very least)"
+                   if task == "classification" else f"--task {task} needs at least two labelled images")
+            raise UserError(f"--labels {budget} is too few: {why}")
     if not get_protocol(protocol).frozen and int(batch_size) < 2:
         raise UserError(f"--protocol {protocol} trains the encoder's BatchNorm layers, which need at least 2 images "
                         f"per batch; got {batch_option} {batch_size}")

@@ -40,18 +40,22 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from sslkit.finetuning.files import write_predictions, write_run
-from sslkit.finetuning.loop import Recorder, one_thread_on_cpu, train_frozen, train_full
+from sslkit.choices import DECODER_CHOICES, DEFAULT_TASK
 from sslkit.errors import UserError
-from sslkit.finetuning.classifier import new_classifier, predict_indexed
+from sslkit.evaluation.metrics import Metrics
+from sslkit.finetuning.files import write_run
 from sslkit.finetuning.labels import LabelBudget, parse_label_budget, select_records
-from sslkit.evaluation.metrics import Metrics, class_weights, classification_metrics
-from sslkit.finetuning.protocols import (CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_classes_learnable,
-                                        check_trainable, get_protocol)
+from sslkit.finetuning.loop import Recorder
+from sslkit.finetuning.protocols import CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_trainable, get_protocol
+from sslkit.finetuning.tasks import check_protocol, get_task
 from sslkit.fileio import atomic_write_text
 from sslkit.options import check_backbone_options, check_seed
 from sslkit.rundir import inherit_data_settings, locate_encoder
 from sslkit.runtime import check_threads, cpu_threads
+
+
+#: The built-in tasks' default protocols, so resolving a default does not load every plugin.
+TASK_DEFAULT_PROTOCOLS = {"classification": "linear", "segmentation": "full"}
 
 
 @dataclass
@@ -70,7 +74,12 @@ class FinetuneConfig:
     data_options: dict[str, Any] = field(default_factory=dict)
     """Adapter options (``--data-opt``); with ``data`` unset, the pretraining run's."""
     """``ADAPTER:LOCATION``; None = the pretraining run's data, else the embedded BUSI 64 px."""
-    protocol: str = "linear"
+    task: str = DEFAULT_TASK
+    """What is learnt: ``classification`` or ``segmentation`` (or a plugin's task, :mod:`sslkit.finetuning.tasks`)."""
+    protocol: str | None = None
+    """What trains; None = the task's default (classification ``linear``, segmentation ``full``)."""
+    decoder: str = "pretrained"
+    """Segmentation: start from the pretraining's decoder (``pretrained``) or a fresh one (``fresh``)."""
     labels: LabelBudget = 100
     epochs: int | None = None
     """None = the protocol's default (:data:`sslkit.finetuning.protocols.PROTOCOLS`)."""
@@ -113,12 +122,19 @@ class FinetuneConfig:
         return dataclasses.asdict(self)
 
     def resolved_epochs(self) -> int:
-        return int(self.epochs) if self.epochs is not None else get_protocol(self.protocol).default_epochs
+        return int(self.epochs) if self.epochs is not None else get_protocol(self.resolved_protocol()).default_epochs
 
     def resolved_lr_schedule(self) -> str:
         if self.lr_schedule is not None:
             return self.lr_schedule
-        return get_protocol(self.protocol).lr_schedule
+        return get_protocol(self.resolved_protocol()).lr_schedule
+
+    def resolved_protocol(self) -> str:
+        """``protocol``, or the task's default when unset (without loading the task's plugin for
+        the two built-ins)."""
+        if self.protocol is not None:
+            return self.protocol
+        return TASK_DEFAULT_PROTOCOLS.get(self.task) or get_task(self.task).protocols[0]
 
 
 @dataclass
@@ -153,9 +169,14 @@ class FinetuneResult:
                 f"selected_epoch={self.selected_epoch}, labelled={self.labelled_counts})")
 
 
-def validate(config: FinetuneConfig) -> None:
-    """One sentence per bad value, before any data is read."""
+def validate(config: FinetuneConfig, plugins=None) -> None:
+    """One sentence per bad value, before any data is read (fills in the task's default protocol)."""
+    task = get_task(config.task, plugins)
+    config.protocol = config.protocol or task.protocols[0]
     get_protocol(config.protocol)
+    check_protocol(task, config.protocol)
+    if config.decoder not in DECODER_CHOICES:
+        raise UserError(f"--decoder must be one of {', '.join(DECODER_CHOICES)}, got '{config.decoder}'")
     check_threads(config.threads)
     check_seed(config.seed, "--seed")
     check_seed(config.split_seed, "--split-seed")
@@ -187,7 +208,7 @@ def validate(config: FinetuneConfig) -> None:
     if config.image_size is not None and int(config.image_size) < 16:
         raise UserError(f"--image-size must be at least 16 px, got {config.image_size}")
     config.labels = parse_label_budget(config.labels)
-    check_trainable(config.protocol, config.batch_size, [config.labels])
+    check_trainable(config.protocol, config.batch_size, [config.labels], task=task.name)
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -225,7 +246,7 @@ def resolve_paper_splits(config: FinetuneConfig, ds) -> tuple[bool, str | None]:
 
     problem = paper_split_problem(ds.records())
     if config.paper_splits is None:
-        if not get_protocol(config.protocol).paper_splits:
+        if not get_protocol(config.resolved_protocol()).paper_splits:
             return False, None
         if problem:
             return False, f"the dataset's own splits are used: {problem}"
@@ -255,7 +276,7 @@ def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str],
     from sslkit.engine.run_lock import locked_output
     from sslkit.stop_signals import interrupted, signals_as_interrupts
 
-    validate(config)
+    validate(config, plugins)
     # one command per --out (the same refusal as pretraining); a failed new folder is removed
     try:
         with cpu_threads(config.threads), locked_output(config.out, finished_marker="metrics.json"), \
@@ -271,7 +292,7 @@ def run_finetuning(config: FinetuneConfig, plugins=None, *, log: Callable[[str],
 def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] | None) -> FinetuneResult:
     import yaml
 
-    from sslkit.data import make_loader, open_dataset
+    from sslkit.data import open_dataset
     from sslkit.engine.device import resolve_device
 
     started = time.perf_counter()
@@ -284,21 +305,21 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
     )
     config.in_chans = in_chans
 
+    task = get_task(config.task, plugins)
     ds = open_dataset(config.data, plugins=plugins, seed=config.split_seed, options=config.data_options or None)
+    task.check_data(ds)
     config.paper_splits, split_note = resolve_paper_splits(config, ds)
     records = select_records(ds, config.labels, seed=config.seed, split_seed=config.split_seed,
                              paper=config.paper_splits, folds=config.folds, fold=config.fold)
     if split_note:
         records.notes.append(split_note)
     counts = records.counts("labelled")
-    check_classes_learnable(records.class_names, counts, ds.name)
+    task.check_records(records, ds.name)
     from sslkit.evaluation.leakage import repeated_image_notes
 
     records.notes.extend(repeated_image_notes(records.labelled, records.val, records.test))
-    weights = None
-    if config.class_weights == "auto":
-        weights = torch.tensor(class_weights(counts), dtype=torch.float32, device=device)
-    say(f"{config.protocol} protocol, encoder {source}; {len(records.labelled)} labelled "
+    what = "" if task.name == DEFAULT_TASK else f"{task.name}, "
+    say(f"{what}{config.protocol} protocol, encoder {source}; {len(records.labelled)} labelled "
         f"({', '.join(f'{n} {c}' for c, n in zip(records.class_names, counts))}), "
         f"{len(records.val)} val, {len(records.test)} test images")
 
@@ -308,70 +329,73 @@ def _run_finetuning(config: FinetuneConfig, plugins, log: Callable[[str], None] 
         atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
     torch.manual_seed(config.seed)  # head initialisation and dropout follow the seed
-    frozen = get_protocol(config.protocol).frozen
-    classifier = new_classifier(encoder, config.protocol, len(records.class_names),
-                                standardize=config.standardize_features and frozen).to(device)
-    loader_args = dict(image_size=config.image_size, in_chans=in_chans, workers=config.workers)
-
-    def eval_loader(recs):
-        return make_loader(ds, records=recs, purpose="eval", batch_size=config.eval_batch_size,
-                           shuffle=False, seed=config.seed, **loader_args)
-
-    val_loader = eval_loader(records.val) if records.val else None
+    model = task.build_model(encoder, config, records, run_config=run_config, plugins=plugins).to(device)
+    data = RunData(ds, config, in_chans)
+    training = task.prepare_training(model, records, config, device)
     recorder = Recorder(out, config.resolved_epochs(), config.quiet)
-    seconds: dict[str, float] = {}
     try:
         tick = time.perf_counter()
-        if classifier.frozen:
-            from sslkit.evaluation.features import deepest_features
-
-            train_maps, train_labels = deepest_features(classifier.encoder, eval_loader(records.labelled), device)
-            val_cache = deepest_features(classifier.encoder, val_loader, device) if val_loader is not None else None
-            seconds["features"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            with one_thread_on_cpu(device):
-                state, selected = train_frozen(classifier, train_maps, train_labels, val_cache, config, weights,
-                                               device, records.class_names, recorder)
-            classifier.head.load_state_dict(state)
-        else:
-            train_loader = make_loader(ds, records=records.labelled, purpose="finetune",
-                                       batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                                       # a last batch of one image cannot train BatchNorm: it waits a turn
-                                       drop_last=len(records.labelled) % config.batch_size == 1, **loader_args)
-            state, selected = train_full(classifier, train_loader, val_loader, config, weights, device,
-                                         records.class_names, recorder)
-            classifier.load_state_dict(state)
-        seconds["train"] = time.perf_counter() - tick
+        selected = task.train(model, data, records, config, device, recorder, training)
+        data.seconds["train"] = time.perf_counter() - tick - data.seconds.get("features", 0.0)
     finally:
         recorder.close()
+    seconds = data.seconds
 
     tick = time.perf_counter()
     metrics: dict[str, Metrics] = {}
     val_predictions = None
-    if val_loader is not None:
-        val_predictions = _predictions(classifier, val_loader, records.val, records, device)
-        metrics["val"] = classification_metrics(val_predictions["labels"], val_predictions["probs"], records.class_names)
-    predictions = _predictions(classifier, eval_loader(records.test), records.test, records, device)
-    metrics["test"] = classification_metrics(predictions["labels"], predictions["probs"], records.class_names)
+    if records.val:
+        val_predictions = task.predict(model, data.eval_loader(records.val), records.val, records, device)
+        metrics["val"] = task.score(val_predictions, records.class_names)
+    predictions = task.predict(model, data.eval_loader(records.test), records.test, records, device)
+    metrics["test"] = task.score(predictions, records.class_names)
     predictions["groups"] = [(records.groups or {}).get(i, i) for i in predictions["ids"]]
-    operating = clinical_figures(predictions, val_predictions, records.class_names, config.positive_class)
+    operating = task.operating_point(predictions, val_predictions, records.class_names, config)
     seconds["evaluate"] = time.perf_counter() - tick
     seconds["total"] = time.perf_counter() - started
     notes = records.notes + [n for m in metrics.values() for n in m.notes]
 
     if out is not None:
-        write_run(out, config, classifier, records, metrics, recorder, seconds, selected, source, counts,
+        weights = training.get("weights")
+        task.write_predictions(out, predictions, records, writer=recorder.writer)
+        write_run(out, config, task, model, records, metrics, recorder, seconds, selected, source, counts,
                   None if weights is None else weights.tolist())
-        write_predictions(out / "predictions.csv", predictions, records.class_names)
-    return FinetuneResult(metrics, out, seconds, selected, counts, records.class_names, notes, predictions,
-                          seed=config.seed, val_predictions=val_predictions, operating_point=operating,
-                          fold_plan=records.fold_plan)
+    return FinetuneResult(metrics, out, seconds, selected, counts, records.class_names, notes,
+                          json_shaped(predictions), seed=config.seed,
+                          val_predictions=None if val_predictions is None else json_shaped(val_predictions),
+                          operating_point=operating, fold_plan=records.fold_plan)
 
 
-def _predictions(classifier, loader, recs: list, records, device) -> dict[str, Any]:
-    """{"ids", "labels", "probs"} of ``recs`` in the loader's order (one forward pass, eval mode)."""
-    indices, labels, probs = predict_indexed(classifier, loader, device)
-    return {"ids": [records.image_id(recs[int(i)]) for i in indices], "labels": labels.tolist(), "probs": probs.tolist()}
+def json_shaped(predictions: dict[str, Any]) -> dict[str, Any]:
+    """``predictions`` without the arrays a task keeps only for its files (keys starting ``_``,
+    e.g. segmentation's masks): what results, cell records and fold pools carry."""
+    return {k: v for k, v in predictions.items() if not k.startswith("_")}
+
+
+class RunData:
+    """The opened data set and how this run loads it: evaluation batches in a fixed order, and
+    the training batches (augmented, shuffled by the seed). ``seconds`` collects the timings."""
+
+    def __init__(self, ds, config: FinetuneConfig, in_chans: int):
+        self.ds = ds
+        self.config = config
+        self.loader_args = dict(image_size=config.image_size, in_chans=in_chans, workers=config.workers)
+        self.seconds: dict[str, float] = {}
+
+    def eval_loader(self, recs: list):
+        from sslkit.data import make_loader
+
+        return make_loader(self.ds, records=recs, purpose="eval", batch_size=self.config.eval_batch_size,
+                           shuffle=False, seed=self.config.seed, **self.loader_args)
+
+    def train_loader(self, recs: list):
+        from sslkit.data import make_loader
+
+        batch = self.config.batch_size
+        return make_loader(self.ds, records=recs, purpose="finetune", batch_size=batch, shuffle=True,
+                           seed=self.config.seed,
+                           # a last batch of one image cannot train BatchNorm: it waits a turn
+                           drop_last=len(recs) % batch == 1, **self.loader_args)
 
 
 def clinical_figures(test: dict[str, Any], val: dict[str, Any] | None, class_names: list[str],

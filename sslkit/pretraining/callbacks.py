@@ -165,8 +165,12 @@ class Checkpoints(Callback):
             self.save(f"epoch_{state.epoch}.pt")
         if parts.dist.is_main:
             from sslkit.models import save_encoder
+            from sslkit.models.decoder_export import RUN_DECODER_DIR, save_decoder
 
             save_encoder(getattr(parts.predictor, "encoder"), parts.run_dir / "encoder")
+            # the decoder too: a segmentation can start from both (--decoder pretrained)
+            save_decoder(getattr(parts.predictor, "decoder"), parts.run_dir / RUN_DECODER_DIR,
+                         skips=parts.config.decoder_skips, out_chans=int(parts.config.in_chans))
 
 
 class MetricsFile(Callback):
