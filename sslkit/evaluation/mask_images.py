@@ -11,8 +11,8 @@ off by a few pixels); these pictures let a reader check the Dice and HD95 figure
   batch and its Dice, unless captions are given). Images of 32-64 px are scaled up with nearest
   neighbours to about 128 px so single pixels stay visible.
 - :func:`tensorboard_triptych`: a (3, H', W') grid, one row per image (input | truth |
-  prediction), for ``SummaryWriter.add_image``; laid out by the pretraining grid's
-  :func:`sslkit.engine.image_grid.tile_grid`.
+  prediction), for ``SummaryWriter.add_image``; laid out like the pretraining grid, by
+  :func:`sslkit.image_tiles.tile_grid`.
 
 Pixels are computed with whole-batch numpy / torch operations; only the placement of tiles on
 the sheet and the text loop over images.
@@ -30,6 +30,7 @@ from scipy import ndimage
 
 from sslkit.evaluation.segmentation_metrics import as_masks, dice_iou
 from sslkit.fileio import atomic_write
+from sslkit.image_tiles import tile_grid, to_unit
 
 #: Overlay colours (RGB): truth only, prediction only, both.
 TRUTH_COLOUR = (0, 255, 0)
@@ -194,12 +195,10 @@ def tensorboard_triptych(images: Any, truth: Any, pred: Any, max_images: int = 8
     first ``max_images``), columns input | truth | prediction, white lines between tiles.
 
     ``images`` are sslkit's model inputs, (N, C, H, W) in [-1, 1] (shown as the pretraining grid
-    shows them, :func:`sslkit.engine.image_grid.to_unit`); ``truth`` is an (N, H, W) or
+    shows them, :func:`sslkit.image_tiles.to_unit`); ``truth`` is an (N, H, W) or
     (N, 1, H, W) mask; ``pred`` the same shape, a mask or probabilities in [0, 1] (shown as grey
     levels, so an unsure prediction looks unsure).
     """
-    from sslkit.engine.image_grid import tile_grid, to_unit
-
     x = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(_numpy(images))
     if x.dim() != 4 or x.shape[0] == 0:
         raise ValueError(f"images must have shape (N, C, H, W) with N >= 1, got {tuple(x.shape)}")
