@@ -170,7 +170,8 @@ def overlay_sheet(images: Any, truth: Any, pred: Any, path: str | Path, columns:
     rows = -(-n // cols) if n else 0
     tile_h, tile_w = height * s, width * s
     cell_h, cell_w = tile_h + _CAPTION_HEIGHT + _GAP, tile_w + _GAP
-    sheet = np.full((_HEADER_HEIGHT + rows * cell_h + _GAP, max(cols * cell_w + _GAP, 240), 3), 255, np.uint8)
+    sheet_h = _HEADER_HEIGHT + max(rows * cell_h, _CAPTION_HEIGHT + _GAP) + _GAP  # room for "no images"
+    sheet = np.full((sheet_h, max(cols * cell_w + _GAP, 240), 3), 255, np.uint8)
     for i in range(n):
         top, left = _HEADER_HEIGHT + (i // cols) * cell_h, _GAP + (i % cols) * cell_w
         sheet[top:top + tile_h, left:left + tile_w] = tiles[i]

@@ -51,7 +51,8 @@ def as_masks(masks: Any, name: str = "masks") -> np.ndarray:
     are refused rather than silently read as "everything non-zero is lesion".
     """
     if hasattr(masks, "detach"):  # a torch tensor, without importing torch here
-        masks = masks.detach().cpu().numpy()
+        masks = masks.detach().cpu()
+        masks = (masks.float() if masks.is_floating_point() else masks).numpy()  # numpy has no bfloat16
     array = np.asarray(masks)
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]

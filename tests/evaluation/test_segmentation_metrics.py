@@ -107,6 +107,7 @@ def test_torch_and_channel_inputs_are_accepted():
     result = segmentation_metrics(pred, truth)
     assert result["hd95"].shape == (1,) and result["hd95"][0] == pytest.approx(2.0)
     assert result["dice"][0] == pytest.approx(2 * 120 / 288)
+    assert segmentation_metrics(pred.bfloat16(), truth)["dice"][0] == pytest.approx(2 * 120 / 288)
 
 
 def test_bad_inputs_are_refused_with_one_sentence():
