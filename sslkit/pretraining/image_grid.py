@@ -15,10 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1], clamped (reconstructions may overshoot)."""
-    return ((images.float() + 1.0) * 0.5).clamp(0.0, 1.0)
+from sslkit.image_tiles import tile_grid, to_unit
 
 
 def _panel(x: torch.Tensor, channels: int, size: tuple[int, int]) -> torch.Tensor:
@@ -55,10 +52,4 @@ def step_grid(
     }
     for name, value in maps.items():
         columns[name] = value[:n].float().clamp(0.0, 1.0)
-    panels = [_panel(v, channels, size) for v in columns.values()]
-    rows = min(p.shape[0] for p in panels)
-    tiles = torch.stack([p[:rows] for p in panels], dim=1)  # rows, cols, C, H, W
-    tiles = F.pad(tiles, (pad, pad, pad, pad), value=1.0)
-    r, c, ch, h, w = tiles.shape
-    grid = tiles.permute(2, 0, 3, 1, 4).reshape(ch, r * h, c * w)
-    return grid, list(columns)
+    return tile_grid([_panel(v, channels, size) for v in columns.values()], pad), list(columns)
