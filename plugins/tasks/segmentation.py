@@ -103,6 +103,7 @@ class SegmentationTask(Task):
     protocols: ClassVar[tuple[str, ...]] = ("full", "frozen")
     model_file: ClassVar[str] = SEGMENTER_JSON
     model_dir: ClassVar[str] = "segmenter"
+    validate_every_epoch: ClassVar[bool] = False  # with --select last, validation at the last epoch only
 
     def check_data(self, dataset) -> None:
         if not getattr(dataset, "has_lesion_masks", False):
@@ -228,9 +229,8 @@ class SegmentationTask(Task):
         from sslkit.csvfiles import write_csv
         from sslkit.evaluation.mask_images import overlay_sheet, save_mask_pngs, tensorboard_triptych
 
-        columns = ["image", *PER_IMAGE]
-        rows = [{"image": image, **{c: predictions[c][i] for c in PER_IMAGE}} for i, image in enumerate(predictions["ids"])]
-        paths = [write_csv(out / "predictions.csv", rows, columns, float_format=".6g")]
+        rows = self.prediction_rows(predictions, records.class_names)
+        paths = [write_csv(out / "predictions.csv", rows, list(rows[0]) if rows else ["image"], float_format=".6g")]
         if "_pred" not in predictions:
             return paths
         images, truth, pred = predictions["_images"].astype(np.float32), predictions["_truth"], predictions["_pred"]
@@ -245,4 +245,6 @@ class SegmentationTask(Task):
         return paths
 
     def prediction_rows(self, predictions, class_names):
-        return [{"image": image, **{c: predictions[c][i] for c in PER_IMAGE}} for i, image in enumerate(predictions["ids"])]
+        """image, its class (``label``), then the per-image figures and mask sizes."""
+        return [{"image": image, "label": int(predictions["labels"][i]),
+                 **{c: predictions[c][i] for c in PER_IMAGE if c != "labels"}} for i, image in enumerate(predictions["ids"])]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sslkit.choices import DEVICE_CHOICES
+from sslkit.choices import DEVICE_CHOICES, TASK_HELP
 from sslkit.comparison.config import SCRATCH_FULL_PROTOCOL, CompareConfig
 from sslkit.finetuning.protocols import (
     CLASS_WEIGHT_CHOICES,
@@ -129,8 +129,13 @@ def _seeds(text: str) -> list[int]:
 @click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all[,...]",
               help="Labelled training images per fine-tuning run; several (20,50,100,all) add a label-efficiency "
                    "curve (label_efficiency.png), each pretraining is shared by every budget.")
-@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="paper", show_default=True,
-              help="Fine-tuning protocol shared by every cell. " + PROTOCOL_HELP)
+@click.option("--task", default=_D.task, show_default=True, metavar="NAME", help=TASK_HELP)
+@click.option("--decoders", default=",".join(_D.decoders), show_default=True, metavar="pretrained,fresh",
+              help="--task segmentation: fine-tune each masker's encoder with its pretrained decoder (METHOD) and/or a "
+                   "fresh one (METHOD+fresh-decoder; the same pretraining), so the decoder's pretraining is tested too.")
+@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default=None,
+              help="Fine-tuning protocol shared by every cell (default: paper for classification, else the task's "
+                   "default, segmentation full). " + PROTOCOL_HELP)
 @click.option("--folds", type=int, default=_D.folds, show_default=True,
               help=FOLDS_HELP + " Pretraining runs once per method and seed, fine-tuning once per fold.")
 @click.option("--pretrain-splits", default=None, metavar="SPLITS",
@@ -179,7 +184,7 @@ def _seeds(text: str) -> list[int]:
 @click.option("--quiet", is_flag=True, help="Only the cell lines and the table, no progress bars.")
 @click.pass_context
 def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_full, scratch_full_epochs, data, data_opts,
-                    seeds, labels, protocol, folds, pretrain_splits, positive_class, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
+                    seeds, labels, task, decoders, protocol, folds, pretrain_splits, positive_class, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
                     pretrain_epochs, pretrain_batch_size, pretrain_opts, finetune_epochs, finetune_batch_size,
                     finetune_lr, class_weights, encoder_lr_scale, select, standardize_features, device, workers,
                     threads, jobs, out, runs_dir,
@@ -192,6 +197,9 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
     scratch, scratch-full, random and random-grid (those present) cover every out-of-fold
     prediction, with a verdict (better / worse / not distinguishable). Rerunning the same command
     reuses the finished cells, so an interrupted comparison continues where it stopped.
+
+    --task segmentation compares lesion segmenters instead (Dice, IoU, HD95), each pretrained
+    method with its pretrained decoder and with a fresh one (--decoders).
 
     \b
     Example (78 minutes on a shared 2-core CPU, docs/results/folds/results.md):
@@ -229,7 +237,8 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
     config = CompareConfig(
         maskers=names, masker_options=options, masker_aliases=aliases, scratch=scratch, scratch_full=scratch_full,
         scratch_full_epochs=scratch_full_epochs, data=data, data_options=parse_options(data_opts, "--data-opt"),
-        seeds=_seeds(seeds), labels=parse_label_list(labels), protocol=protocol, paper_splits=paper_splits,
+        seeds=_seeds(seeds), labels=parse_label_list(labels), task=task,
+        decoders=[d.strip() for d in decoders.split(",") if d.strip()], protocol=protocol, paper_splits=paper_splits,
         folds=folds, pretrain_splits=pretrain_splits, positive_class=positive_class,
         backbone=backbone,
         backbone_options=parse_options(backbone_opts, "--backbone-opt"), image_size=image_size, in_chans=in_chans,
@@ -253,12 +262,11 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
         click.echo(f"Interrupted; finished cells and checkpoints are kept in {where}; continue by running the same "
                    f"command again, which reuses finished cells and resumes an interrupted pretraining{again}", err=True)
         ctx.exit(getattr(stopped, "exit_code", 130))
-    from sslkit.evaluation.metrics import CLINICAL_METRICS, SCALAR_METRICS
-
+    task_plugin = config.task_plugin(load_plugins_for(ctx))
     for budget, summary in result.summaries.items():
         scope = f"out of fold ({config.folds} folds)" if config.folds > 1 else "test split"
         title = f"{scope}, {budget} labels, mean ± std over {len(config.seeds)} seed(s)"
-        console.print(summary_table(summary, title=title, metrics=(*SCALAR_METRICS, *CLINICAL_METRICS)))
+        console.print(summary_table(summary, title=title, metrics=(*task_plugin.metrics, *task_plugin.extra_metrics)))
     for table in differences_tables(result.differences):
         console.print(table)
     for note in result.notes:
@@ -272,7 +280,6 @@ def differences_tables(differences: dict) -> list:
     from rich.table import Table
 
     from sslkit.comparison.stats import format_difference
-    from sslkit.evaluation.metrics import SCALAR_METRICS
     from sslkit.evaluation.reporting import METRIC_LABELS
 
     colour = {"better": "green", "worse": "red"}
@@ -284,12 +291,13 @@ def differences_tables(differences: dict) -> list:
                             f"{diffs[0].images} test images, {diffs[0].seeds} seed(s)")
         table.add_column("method")
         table.add_column("vs")
-        for metric in SCALAR_METRICS:
-            table.add_column(METRIC_LABELS[metric], justify="right")
+        metrics = list(dict.fromkeys(d.metric for d in diffs))
+        for metric in metrics:
+            table.add_column(METRIC_LABELS.get(metric, metric), justify="right")
         by = {(d.method, d.reference, d.metric): d for d in diffs}
         for method, reference in dict.fromkeys((d.method, d.reference) for d in diffs):
             cells = []
-            for metric in SCALAR_METRICS:
+            for metric in metrics:
                 d = by.get((method, reference, metric))
                 text = format_difference(d) if d is not None else ""
                 cells.append(f"[{colour[d.verdict]}]{text}[/]" if d is not None and d.verdict in colour else text)

@@ -27,7 +27,6 @@ from sslkit.comparison.config import (
 )
 from sslkit.engine.device import resolve_device, resolve_precision
 from sslkit.errors import UserError
-from sslkit.evaluation.metrics import CLINICAL_METRICS, SCALAR_METRICS
 from sslkit.fileio import atomic_write_text
 
 
@@ -50,7 +49,7 @@ def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
         "epochs": config.pretrain_epochs,
         "batch_size": config.pretrain_batch_size,
         "seed": cell.seed,
-        "out": str(cell.method_directory(config) / "pretrain"),
+        "out": str(cell.pretrain_directory(config) / "pretrain"),
         "device": config.device,
         "workers": config.workers,
         "quiet": quiet,
@@ -66,14 +65,16 @@ def finetune_config(config: CompareConfig, cell: Cell, *, quiet: bool):
     scratch = cell.method in BASELINES
     full = cell.method == SCRATCH_FULL
     return FinetuneConfig(
-        encoder=None if scratch else str(cell.method_directory(config) / "pretrain"),
+        encoder=None if scratch else str(cell.pretrain_directory(config) / "pretrain"),
         from_scratch=scratch,
         backbone=config.backbone if scratch else None,
         backbone_options=dict(config.backbone_options) if scratch else {},
         in_chans=config.in_chans,
         data=config.data,
         data_options=dict(config.data_options),
-        protocol=SCRATCH_FULL_PROTOCOL if full else config.protocol,
+        task=config.task,
+        decoder=config.decoder_of(cell.method),
+        protocol=SCRATCH_FULL_PROTOCOL if full else config.resolved_protocol(),
         labels=cell.labels,
         paper_splits=config.paper_splits,
         epochs=config.scratch_full_epochs if full else config.finetune_epochs,
@@ -173,7 +174,7 @@ def _pretrain(config: CompareConfig, cell: Cell, plugins, quiet: bool) -> dict[s
     already finished for another label budget (``pretrain.json``) is reused as is."""
     wanted = pretrain_config(config, cell, quiet=quiet)
     run_dir = Path(wanted.out)
-    record_path = cell.method_directory(config) / PRETRAIN_FILE
+    record_path = cell.pretrain_directory(config) / PRETRAIN_FILE
     want = fingerprint(config, cell)["pretrain"]
     if record_path.is_file():  # finished for another label budget
         try:
@@ -252,7 +253,7 @@ def cell_row(record: dict[str, Any]) -> dict[str, Any]:
     test = Metrics.from_dict(record["test"])
     row: dict[str, Any] = {"method": record["method"], "labels": record.get("labels", ""), "seed": record["seed"],
                            "fold": record.get("fold", ""), **test.scalars}
-    if "sensitivity_at_90_specificity" not in row:
+    if "sensitivity_at_90_specificity" not in row and "auroc" in row:  # a classification cell
         row["sensitivity_at_90_specificity"] = (record.get("operating_point") or {}).get("sensitivity", float("nan"))
     if "val" in record:
         row.update({f"val_{k}": v for k, v in Metrics.from_dict(record["val"]).scalars.items()})
@@ -264,6 +265,9 @@ def cell_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-RESULT_COLUMNS = ["method", "labels", "seed", "fold", *SCALAR_METRICS, *CLINICAL_METRICS,
-                  *(f"val_{m}" for m in SCALAR_METRICS), "test_images", "labelled_images", "pretrain_loss",
-                  "pretrain_seconds", "finetune_seconds"]
+def result_columns(task) -> list[str]:
+    """results.csv's columns for ``task`` (a :class:`~sslkit.finetuning.tasks.Task`)."""
+    selected = task.selection_metric
+    return ["method", "labels", "seed", "fold", *task.metrics, *task.extra_metrics,
+            *(f"val_{m}" for m in task.metrics), "test_images", "labelled_images", "pretrain_loss",
+            "pretrain_seconds", "finetune_seconds"] + ([] if selected in task.metrics else [f"val_{selected}"])

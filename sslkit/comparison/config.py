@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslkit.choices import DECODER_CHOICES, DEFAULT_TASK
 from sslkit.errors import UserError
 from sslkit.finetuning.labels import LabelBudget, parse_label_budget
 from sslkit.options import check_backbone_options, check_seed
@@ -34,6 +35,12 @@ _OWNED_PRETRAIN_KEYS = ("masker", "masker_options", "backbone", "backbone_option
                         "pretrain_splits")
 #: ``--folds`` by default: every labelled image is a test image once (1 keeps one split).
 DEFAULT_FOLDS = 5
+#: Segmentation: a method fine-tuned from its pretrained encoder with a fresh decoder is named
+#: METHOD + this suffix (it shares METHOD's pretraining).
+FRESH_DECODER_SUFFIX = "+fresh-decoder"
+#: compare's protocol when none is given: the paper's for classification (what the comparison
+#: reproduces), the task's own default otherwise.
+COMPARE_DEFAULT_PROTOCOLS = {"classification": "paper"}
 
 
 @dataclass
@@ -54,7 +61,13 @@ class CompareConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     labels: LabelBudget | list[LabelBudget] = 100
     """One label budget or several (``--labels 20,50,100,all``: a label-efficiency curve)."""
-    protocol: str = "paper"
+    task: str = DEFAULT_TASK
+    """What the fine-tuning learns (``classification``, ``segmentation``, a plugin's task)."""
+    decoders: list[str] = field(default_factory=lambda: list(DECODER_CHOICES))
+    """Segmentation: each pretrained method fine-tuned with its pretrained decoder (``pretrained``,
+    named METHOD) and/or a fresh one (``fresh``, named METHOD+fresh-decoder), sharing one pretraining."""
+    protocol: str | None = None
+    """None: ``paper`` for classification, else the task's default (segmentation ``full``)."""
     folds: int = DEFAULT_FOLDS
     """K >= 3: grouped, stratified K-fold over the labelled pool (every image tested once, twins and
     patients kept together), statistics over every out-of-fold prediction; 1: one split."""
@@ -96,12 +109,51 @@ class CompareConfig:
     bootstrap_resamples: int = 2000
     """Resamples of the test images behind each 95 % interval."""
 
+    def segmenting(self) -> bool:
+        return self.task == "segmentation"
+
+    def pretrained_methods(self) -> list[str]:
+        """Every method fine-tuned from a pretraining: each masker, and under segmentation with a
+        fresh decoder its ``+fresh-decoder`` twin (pretrained decoder first, as the order of --decoders)."""
+        if not self.segmenting():
+            return list(self.maskers)
+        return [m + ("" if d == "pretrained" else FRESH_DECODER_SUFFIX) for m in self.maskers for d in self.decoders]
+
     def methods(self) -> list[str]:
-        return list(self.maskers) + ([SCRATCH] if self.scratch else []) + ([SCRATCH_FULL] if self.scratch_full else [])
+        return self.pretrained_methods() + ([SCRATCH] if self.scratch else []) + ([SCRATCH_FULL] if self.scratch_full else [])
+
+    def pretrain_method(self, method: str) -> str:
+        """The method whose pretraining ``method`` fine-tunes from (a fresh-decoder twin shares its base's)."""
+        return method[: -len(FRESH_DECODER_SUFFIX)] if method.endswith(FRESH_DECODER_SUFFIX) else method
+
+    def decoder_of(self, method: str) -> str:
+        return "fresh" if method.endswith(FRESH_DECODER_SUFFIX) or method in BASELINES else "pretrained"
 
     def masker_of(self, method: str) -> str:
         """The masker plugin a method pretrains with (an alias's target, else the name itself)."""
-        return self.masker_aliases.get(method, method)
+        base = self.pretrain_method(method)
+        return self.masker_aliases.get(base, base)
+
+    def resolved_protocol(self) -> str:
+        if self.protocol is not None:
+            return self.protocol
+        if self.task in COMPARE_DEFAULT_PROTOCOLS:
+            return COMPARE_DEFAULT_PROTOCOLS[self.task]
+        from sslkit.finetuning.run import TASK_DEFAULT_PROTOCOLS
+
+        return TASK_DEFAULT_PROTOCOLS.get(self.task) or self.task_plugin().protocols[0]
+
+    def task_plugin(self, plugins=None):
+        """The :class:`~sslkit.finetuning.tasks.Task` this comparison fine-tunes for."""
+        from sslkit.finetuning.tasks import get_task
+
+        return get_task(self.task, plugins)
+
+    def references(self) -> tuple[str, ...]:
+        """The methods every other is measured against, when present: the baselines, the simple
+        maskers, and each method's fresh-decoder twin (so the pretrained decoder's worth is tested)."""
+        twins = tuple(m for m in self.pretrained_methods() if m.endswith(FRESH_DECODER_SUFFIX))
+        return REFERENCES + twins
 
     def fold_numbers(self) -> list[int]:
         return list(range(self.folds)) if self.folds > 1 else [0]
@@ -134,8 +186,13 @@ class Cell:
     fold: int = 0
 
     def method_directory(self, config: CompareConfig) -> Path:
-        """Shared by every label budget of this method and seed (it holds the pretraining)."""
+        """Shared by every label budget of this method and seed."""
         return config.runs_path() / self.method / f"seed{self.seed}"
+
+    def pretrain_directory(self, config: CompareConfig) -> Path:
+        """Where this cell's pretraining lives (``pretrain/`` and ``pretrain.json``): its method's
+        directory, or the base method's for a fresh-decoder twin."""
+        return config.runs_path() / config.pretrain_method(self.method) / f"seed{self.seed}"
 
     def directory(self, config: CompareConfig) -> Path:
         budget = self.method_directory(config) / f"labels{budget_key(self.labels)}"
@@ -166,7 +223,16 @@ def validate(config: CompareConfig, plugins) -> None:
             raise UserError(f"--masker-opt names masker '{name}', which is not in --maskers ({','.join(config.maskers)})")
     plugins.backbones.get(config.backbone)
     check_backbone_options(config.backbone_options)
+    from sslkit.finetuning.tasks import check_protocol
+
+    task = config.task_plugin(plugins)
+    config.protocol = config.resolved_protocol()
     get_protocol(config.protocol)
+    check_protocol(task, config.protocol)
+    if not config.decoders or any(d not in DECODER_CHOICES for d in config.decoders) \
+            or len(set(config.decoders)) != len(config.decoders):
+        raise UserError(f"--decoders must list some of {', '.join(DECODER_CHOICES)} once each, got "
+                        f"{','.join(config.decoders)}")
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise UserError("--seeds must give at least one seed and no seed twice")
     for seed in config.seeds:
@@ -202,7 +268,7 @@ def validate(config: CompareConfig, plugins) -> None:
     from sslkit.finetuning.protocols import check_trainable  # before any pretraining, not after it
 
     for protocol in [config.protocol] + ([SCRATCH_FULL_PROTOCOL] if config.scratch_full else []):
-        check_trainable(protocol, config.finetune_batch_size, budgets, "--finetune-batch-size")
+        check_trainable(protocol, config.finetune_batch_size, budgets, "--finetune-batch-size", task=task.name)
     config.labels = budgets if len(budgets) > 1 else budgets[0]
 
 
@@ -242,7 +308,7 @@ def resolve_paper_splits(config: CompareConfig, data) -> None:
         return
     from sslkit.finetuning.protocols import get_protocol
 
-    if not get_protocol(config.protocol).paper_splits:
+    if not get_protocol(config.resolved_protocol()).paper_splits:
         config.paper_splits = False
         return
     from sslkit.data.splits import paper_split_problem

@@ -62,7 +62,7 @@ def run_cells_in_parallel(config: CompareConfig, todo: list[Cell], plugins, *, j
                           say: Callable[[str], None] = lambda text: None) -> None:
     """Run ``todo`` in ``jobs`` processes; ``done(cell, record)`` is called as each cell finishes."""
     context = multiprocessing.get_context("spawn")
-    pretrainings = list({(c.method, c.seed): c for c in todo if c.method not in BASELINES}.values())
+    pretrainings = list({(config.pretrain_method(c.method), c.seed): c for c in todo if c.method not in BASELINES}.values())
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                              initargs=(plugin_files(plugins),)) as pool:
         try:

@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from sslkit.comparison.cells import RESULT_COLUMNS
+from sslkit.comparison.cells import result_columns
 from sslkit.comparison.config import (
     DIFFERENCES_FILE,
     PREDICTIONS_FILE,
@@ -25,12 +25,12 @@ from sslkit.comparison.stats import (
     write_differences_csv,
 )
 from sslkit.errors import UserError
-from sslkit.evaluation.metrics import SCALAR_METRICS
 from sslkit.finetuning.protocols import PROTOCOLS
 from sslkit.fileio import atomic_write_text
 
 
 def _reference_sentence(supports: dict[str, int], reference: dict[str, float]) -> str:
+    from sslkit.evaluation.metrics import SCALAR_METRICS
     from sslkit.evaluation.reporting import METRIC_LABELS
 
     commonest = max(supports, key=lambda name: supports[name])
@@ -79,7 +79,8 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
                   differences: dict[str, list], *, command: str, seconds: float, reused: int, ran: int,
                   load: tuple[float | None, float | None] = (None, None),
                   test_supports: dict[str, int] | None = None, records: list[dict[str, Any]] | None = None,
-                  notes: list[str] | None = None, fold_rows: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+                  notes: list[str] | None = None, fold_rows: list[dict[str, Any]] | None = None,
+                  task=None) -> dict[str, Path]:
     from sslkit.evaluation.reporting import (
         majority_reference,
         plot_label_efficiency,
@@ -90,15 +91,17 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
     )
     from sslkit.evaluation.statistics import write_predictions_csv
 
+    task = task or config.task_plugin()
     out = Path(config.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     budgets = [budget_key(b) for b in config.budgets()]
-    csv_path = write_rows_csv(out / "results.csv", rows, RESULT_COLUMNS)
+    columns = result_columns(task)
+    csv_path = write_rows_csv(out / "results.csv", rows, columns)
     files = {"markdown": out / "results.md", "csv": csv_path}
     if fold_rows:
-        files["folds"] = write_rows_csv(out / "folds.csv", fold_rows, RESULT_COLUMNS)
+        files["folds"] = write_rows_csv(out / "folds.csv", fold_rows, columns)
     files["differences"] = write_differences_csv(out / DIFFERENCES_FILE, differences)
-    prediction_table, class_names = prediction_rows(records or [])
+    prediction_table, class_names = prediction_rows(records or [], task)
     if prediction_table:
         files["predictions"] = write_predictions_csv(out / PREDICTIONS_FILE, prediction_table, class_names)
     first = budgets[0]
@@ -107,15 +110,17 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
     reference = majority_reference(list(test_supports.values())) if test_supports else None
     first_rows = [r for r in rows if r["labels"] == first]
     files["png"] = plot_summary(out / "results.png", first_rows, title=title, reference=reference,
-                                differences=differences.get(first, []))
+                                differences=differences.get(first, []), metrics=task.metrics)
+    overlays = _collect_overlays(config, out) if config.segmenting() else []
     if len(budgets) > 1:
         from sslkit.evaluation.statistics import bootstrap_scores
 
-        grouped, _ = predictions_by_budget(records or [])
-        curves = {b: bootstrap_scores(grouped.get(b, {}), n_resamples=config.bootstrap_resamples) for b in budgets}
+        grouped, _ = predictions_by_budget(records or [], task)
+        curves = {b: bootstrap_scores(grouped.get(b, {}), n_resamples=config.bootstrap_resamples,
+                                      metrics=task.metrics) for b in budgets}
         sizes = {b: _mean_labelled(rows, b) for b in budgets}
         files["label_efficiency"] = plot_label_efficiency(
-            out / "label_efficiency.png", curves, sizes, config.methods(),
+            out / "label_efficiency.png", curves, sizes, config.methods(), metrics=task.metrics,
             title=f"{config.protocol} protocol, {config.backbone}, {len(config.seeds)} seed(s)")
     # every pretraining counts once, however many label budgets reuse it
     pretrain_seconds = {(r["method"], r["seed"]): r["pretrain_seconds"] for r in rows if r["pretrain_seconds"]}
@@ -124,8 +129,17 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
     baselines = f"`{SCRATCH}` is the same network with random weights, fine-tuned under the same protocol"
     if config.scratch_full:
         baselines += f"; `{SCRATCH_FULL}` the same, fine-tuned end to end (`--protocol full`) on the same splits"
-    from sslkit.evaluation.metrics import CLINICAL_METRICS
-
+    if config.segmenting():
+        baselines += (" (with a fresh decoder); `METHOD` is fine-tuned from its pretrained encoder and decoder, "
+                      "`METHOD+fresh-decoder` from its pretrained encoder with a freshly initialised decoder of the "
+                      "same architecture (the same pretraining)")
+        glossary = ("Dice, IoU: per-image overlap with the lesion mask, averaged over the images (an image without a "
+                    "lesion scores 1 when left empty, else 0); HD95: 95th-percentile Hausdorff distance in pixels "
+                    "(lower is better), over the images where both masks are non-empty; Dice (lesion images): over "
+                    "the images with a lesion only; empty correct: share of lesion-free images left empty.")
+    else:
+        glossary = ("ECE: expected calibration error (lower is better); sens. @90 % spec.: sensitivity for the "
+                    "positive class at the threshold that keeps 90 % specificity on the validation part.")
     if config.folds > 1:
         scope = (f"Out-of-fold figures: grouped, stratified {config.folds}-fold cross-validation over the labelled "
                  f"pool, so every one of its {', '.join(map(str, test_images))} images is a test image exactly once "
@@ -142,15 +156,13 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
     lines = [
         "# sslkit compare",
         "",
-        f"{scope}; best mean per metric in bold. {baselines}. {pretraining_saw} ECE: expected calibration error "
-        "(lower is better); sens. @90 % spec.: sensitivity for the positive class at the threshold that keeps "
-        "90 % specificity on the validation part.",
+        f"{scope}; best mean per metric in bold. {baselines}. {pretraining_saw} {glossary}",
         "",
     ]
     for budget in budgets:
         if len(budgets) > 1:
             lines += [f"### {budget} labels", ""]
-        lines += [summary_markdown(summaries[budget], metrics=(*SCALAR_METRICS, *CLINICAL_METRICS)), ""]
+        lines += [summary_markdown(summaries[budget], metrics=(*task.metrics, *task.extra_metrics)), ""]
     if reference and test_supports:
         lines += [_reference_sentence(test_supports, reference), ""]
     lines += [
@@ -180,7 +192,7 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
         + (f", {config.pretrain_options}" if config.pretrain_options else "")
         + (f"; aliases {config.masker_aliases}" if config.masker_aliases else "")
         + (f"; masker options {config.masker_options}" if config.masker_options else ""),
-        f"- fine-tuning: protocol `{config.protocol}`, {', '.join(budgets)} labels, "
+        f"- fine-tuning: task `{task.name}`, protocol `{config.protocol}`, {', '.join(budgets)} labels, "
         f"{config.finetune_epochs or 'default'} epochs, class weights {config.class_weights}, "
         f"report epoch: {config.select}"
         + (f"; `{SCRATCH_FULL}`: {config.scratch_full_epochs or f'default ({PROTOCOLS[SCRATCH_FULL_PROTOCOL].default_epochs})'} epochs" if config.scratch_full else ""),
@@ -191,19 +203,41 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
         "",
         "## Every cell",
         "",
-        rows_markdown(rows, ["method", "labels", "seed", *SCALAR_METRICS, "val_macro_f1", "pretrain_loss",
-                             "pretrain_seconds", "finetune_seconds"]),
+        rows_markdown(rows, ["method", "labels", "seed", *task.metrics, f"val_{task.selection_metric}",
+                             "pretrain_loss", "pretrain_seconds", "finetune_seconds"]),
         "",
         ("`folds.csv` (one row per fold cell), " if fold_rows else "")
         + f"Files: `results.csv` (these rows), `{DIFFERENCES_FILE}` (the paired differences), "
         f"`{PREDICTIONS_FILE}` (every cell's test predictions), `results.png` (left: mean ± std, dots: seeds; "
         "right: paired differences with 95 % intervals)"
-        + (", `label_efficiency.png` (mean over seeds against labels, 95 % bootstrap bands)."
-           if len(budgets) > 1 else "."),
+        + (", `label_efficiency.png` (mean over seeds against labels, 95 % bootstrap bands)"
+           if len(budgets) > 1 else "")
+        + (f", `overlays/` (a test fold's predicted masks per method and label budget: truth green, prediction "
+           f"red, overlap yellow: {', '.join(f'`{p.name}`' for p in overlays)})" if overlays else "") + ".",
         "",
     ]
     atomic_write_text(files["markdown"], "\n".join(lines))
     return files
+
+
+def _collect_overlays(config: CompareConfig, out: Path) -> list[Path]:
+    """Segmentation: each method's overlay sheet (first seed, first fold) per label budget, copied
+    to ``OUT/overlays/METHOD_labelsL.png`` so the masks can be compared side by side."""
+    import shutil
+
+    from sslkit.comparison.config import Cell
+
+    copied = []
+    for budget in config.budgets():
+        for method in config.methods():
+            cell = Cell(method, config.seeds[0], budget, config.fold_numbers()[0])
+            sheet = cell.directory(config) / "finetune" / "overlay.png"
+            if sheet.is_file():
+                target = out / "overlays" / f"{method}_labels{budget_key(budget)}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(sheet, target)
+                copied.append(target)
+    return copied
 
 
 def _mean_labelled(rows: list[dict[str, Any]], budget: str) -> float:

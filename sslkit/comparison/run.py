@@ -36,7 +36,6 @@ from sslkit.comparison.cells import cell_row, read_cell, run_cell
 from sslkit.comparison.config import BASELINES, PRETRAIN_FILE, Cell, CompareConfig, budget_key, prepare_splits, validate
 from sslkit.comparison.report import load_average, write_results
 from sslkit.comparison.stats import pool_folds, summarise
-from sslkit.evaluation.metrics import SCALAR_METRICS
 from sslkit.plugins import plugins_or_default
 from sslkit.runtime import cpu_threads
 
@@ -85,7 +84,7 @@ def _fill_pretrain_seconds(config: CompareConfig, cell: Cell, record: dict[str, 
     if cell.method in BASELINES or record.get("pretrain_seconds"):
         return
     try:
-        done = json.loads((cell.method_directory(config) / PRETRAIN_FILE).read_text())
+        done = json.loads((cell.pretrain_directory(config) / PRETRAIN_FILE).read_text())
     except (OSError, ValueError):
         return
     record["pretrain_seconds"] = float(done.get("seconds") or 0.0)
@@ -104,6 +103,7 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
     """Read the finished cells, run the others, then write the results files."""
     started = time.perf_counter()
     load_at_start = load_average()
+    task = config.task_plugin(plugins)
     # fold-major within a seed: a method's pretraining runs with its first cell, the other folds reuse it
     cells = [Cell(method, seed, budget, fold) for budget in config.budgets() for seed in config.seeds
              for method in config.methods() for fold in config.fold_numbers()]
@@ -131,7 +131,7 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
         records[key(cell)] = record
         row = cell_row(record)
         took = f" in {seconds:.0f} s" if seconds is not None else ""
-        say(f"[{number}/{len(todo)}] {what(cell)} done{took}: " + ", ".join(f"{m} {row[m]:.3f}" for m in SCALAR_METRICS)
+        say(f"[{number}/{len(todo)}] {what(cell)} done{took}: " + ", ".join(f"{m} {row[m]:.3f}" for m in task.metrics)
             + _eta(started, number, len(todo)))
 
     if config.jobs > 1 and len(todo) > 1:
@@ -150,14 +150,14 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
     for cell in order:  # cells that reused a pretraining (another budget, fold or --jobs) name its duration
         _fill_pretrain_seconds(config, cell, records[key(cell)])
     fold_rows = [cell_row(records[key(c)]) for c in order]
-    pooled = pool_folds([records[key(c)] for c in order])
+    pooled = pool_folds([records[key(c)] for c in order], task)
     rows = [cell_row(r) for r in pooled]
-    summaries, differences, notes = summarise(config, pooled)
+    summaries, differences, notes = summarise(config, pooled, task)
     seconds = time.perf_counter() - started
     first_test = pooled[0]["test"]
     supports = {name: int(d["support"]) for name, d in first_test["per_class"].items()}
     files = write_results(config, rows, summaries, differences, command=command, seconds=seconds, reused=reused,
                           ran=len(todo), load=(load_at_start, load_average()), test_supports=supports,
-                          records=pooled, notes=notes, fold_rows=fold_rows if config.folds > 1 else None)
+                          records=pooled, notes=notes, fold_rows=fold_rows if config.folds > 1 else None, task=task)
     first = budget_key(config.budgets()[0])
     return CompareResult(rows, summaries[first], reused, len(todo), seconds, files, summaries, differences, notes)

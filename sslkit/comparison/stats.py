@@ -10,36 +10,33 @@ from typing import Any
 from sslkit.comparison.cells import cell_row
 from sslkit.comparison.config import DIFFERENCES_FILE, PREDICTIONS_FILE, REFERENCES, CompareConfig, budget_key
 from sslkit.errors import UserError
-from sslkit.evaluation.metrics import SCALAR_METRICS
 from sslkit.fileio import atomic_write_text
 
 
-def summarise(config: CompareConfig, records: list[dict[str, Any]]):
+def summarise(config: CompareConfig, records: list[dict[str, Any]], task=None):
     """(label budget -> mean ± std per method, label budget -> paired differences, notes)."""
     from sslkit.evaluation.reporting import aggregate
 
-    from sslkit.evaluation.metrics import CLINICAL_METRICS
-
+    task = task or config.task_plugin()
     rows = [cell_row(r) for r in records]
     summaries: dict[str, list[dict[str, Any]]] = {}
     for budget in config.budgets():
         chosen = [r for r in rows if r["labels"] == budget_key(budget)]
-        summaries[budget_key(budget)] = aggregate(chosen, by="method", metrics=(*SCALAR_METRICS, *CLINICAL_METRICS))
-    grouped, notes = predictions_by_budget(records)
+        summaries[budget_key(budget)] = aggregate(chosen, by="method", metrics=(*task.metrics, *task.extra_metrics))
+    grouped, notes = predictions_by_budget(records, task)
     # the split's own leak line ("N of M test images have a near-duplicate in train/val"), once
     notes += list(dict.fromkeys(n for r in records for n in r.get("notes") or [] if "near-duplicate in train/val" in n))
-    differences = statistics_for(grouped, config.methods(), n_resamples=config.bootstrap_resamples)
+    differences = statistics_for(grouped, config.methods(), n_resamples=config.bootstrap_resamples, task=task,
+                                 references=config.references())
     return summaries, differences, notes
 
 
-def predictions_by_budget(records: list[dict[str, Any]]):
-    """({budget: {method: {seed: Predictions}}}, notes) from cell records (cells written before
+def predictions_by_budget(records: list[dict[str, Any]], task):
+    """({budget: {method: {seed: PairedScores}}}, notes) from cell records (cells written before
     predictions were saved have none: they are named in a note and left out of the statistics)."""
-    import numpy as np
+    from sslkit.evaluation.statistics import PairedScores
 
-    from sslkit.evaluation.statistics import Predictions
-
-    grouped: dict[str, dict[str, dict[int, Predictions]]] = {}
+    grouped: dict[str, dict[str, dict[int, PairedScores]]] = {}
     missing = []
     for record in records:
         saved = record.get("test_predictions")
@@ -47,30 +44,32 @@ def predictions_by_budget(records: list[dict[str, Any]]):
             missing.append(f"{record['method']} seed {record['seed']}")
             continue
         by_method = grouped.setdefault(str(record.get("labels")), {}).setdefault(record["method"], {})
-        by_method[int(record["seed"])] = Predictions(list(saved["ids"]), np.asarray(saved["labels"], dtype=np.int64),
-                                                     np.asarray(saved["probs"], dtype=float), saved.get("groups"))
+        by_method[int(record["seed"])] = task.paired(saved)
     notes = [f"no saved test predictions for {', '.join(missing)} (cells from an older sslkit): "
              "left out of the paired statistics"] if missing else []
     return grouped, notes
 
 
-def statistics_for(grouped, methods: list[str], *, n_resamples: int, seed: int = 0) -> dict[str, list]:
-    """label budget -> paired differences of every method against each reference present."""
+def statistics_for(grouped, methods: list[str], *, n_resamples: int, task, seed: int = 0,
+                   references: tuple[str, ...] = REFERENCES) -> dict[str, list]:
+    """label budget -> paired differences of every method against each reference present, on the
+    task's headline figures."""
     from sslkit.evaluation.statistics import paired_differences, reference_pairs
 
     out = {}
     for budget, by_method in grouped.items():
         present = [m for m in methods if m in by_method] or list(by_method)
         try:
-            out[budget] = paired_differences(by_method, reference_pairs(present, REFERENCES),
-                                             n_resamples=n_resamples, seed=seed)
+            out[budget] = paired_differences(by_method, reference_pairs(present, references), metrics=task.metrics,
+                                             lower_is_better=task.lower_is_better, n_resamples=n_resamples, seed=seed)
         except ValueError as error:
             raise UserError(f"cannot pair the {budget}-label cells: {error}") from None
     return out
 
 
-def prediction_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """(predictions.csv rows, class names) from cell records."""
+def prediction_rows(records: list[dict[str, Any]], task) -> tuple[list[dict[str, Any]], list[str]]:
+    """(predictions.csv rows, class names) from cell records: the task's per-image row with the
+    method, label budget, seed, fold, group and call in front."""
     rows: list[dict[str, Any]] = []
     class_names: list[str] = []
     for record in records:
@@ -80,17 +79,16 @@ def prediction_rows(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
         class_names = list(record["test"]["class_names"])
         extra = {key: saved[column] for key, column in (("fold", "folds"), ("group", "groups"),
                                                         ("positive_call", "positive_call")) if saved.get(column)}
-        for i, (image, label, probs) in enumerate(zip(saved["ids"], saved["labels"], saved["probs"])):
+        for i, row in enumerate(task.prediction_rows(saved, class_names)):
             rows.append({"method": record["method"], "labels": record.get("labels"), "seed": record["seed"],
-                         "image": image, "label": int(label), **{k: v[i] for k, v in extra.items()},
-                         **{f"prob_{name}": float(p) for name, p in zip(class_names, probs)}})
+                         **{k: v[i] for k, v in extra.items()}, **row})
     return rows, class_names
 
 
-def pool_folds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def pool_folds(records: list[dict[str, Any]], task) -> list[dict[str, Any]]:
     """One record per (label budget, method, seed) whose test figures are computed over every
     out-of-fold prediction of its fold cells (cells of a single split are returned as they are)."""
-    from sslkit.finetuning.fold_runs import check_partition, pool_predictions, pooled_metrics
+    from sslkit.finetuning.fold_runs import check_partition, pool_predictions
 
     grouped: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:
@@ -104,11 +102,11 @@ def pool_folds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         missing = [c.get("fold") for c in cells if not c.get("test_predictions")]
         if missing:
             raise UserError(f"{method} seed {seed} fold(s) {missing} have no saved predictions to pool")
-        pooled = pool_predictions([c["test_predictions"] for c in cells])
+        pooled = pool_predictions([c["test_predictions"] for c in cells], task.pool_columns())
         check_partition([c.get("fold_plan") for c in cells], len(pooled["ids"]))
         class_names = list(cells[0]["test"]["class_names"])
         positive = next((c["operating_point"]["positive"] for c in cells if c.get("operating_point")), None)
-        metrics = pooled_metrics(pooled, class_names, positive)
+        metrics = task.pooled_metrics(pooled, class_names, positive)
         out.append({
             "method": method, "seed": seed, "labels": budget, "fold": "all", "folds": len(cells),
             "test": metrics.to_dict(), "test_predictions": pooled,
@@ -129,8 +127,15 @@ def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int 
     path = out / PREDICTIONS_FILE
     if not path.is_file():
         raise UserError(f"'{out}' has no {PREDICTIONS_FILE}; run sslkit compare with --out {out} first")
+    import csv
+
+    from sslkit.comparison.config import FRESH_DECODER_SUFFIX
+
+    with path.open(newline="") as handle:  # each fresh-decoder twin is its base's reference
+        twins = sorted({row.get("method", "") for row in csv.DictReader(handle)} - {""})
+    references = REFERENCES + tuple(m for m in twins if m.endswith(FRESH_DECODER_SUFFIX))
     try:
-        differences = compare_predictions(path, REFERENCES, n_resamples=n_resamples, seed=seed)
+        differences = compare_predictions(path, references, n_resamples=n_resamples, seed=seed)
     except ValueError as error:
         raise UserError(f"cannot recompute the statistics from '{path}': {error}") from None
     csv_path = write_differences_csv(out / DIFFERENCES_FILE, differences)
@@ -160,14 +165,15 @@ def differences_markdown(differences: dict[str, list]) -> str:
     for budget, diffs in differences.items():
         if not diffs:
             continue
-        header = ["method", "vs", *(METRIC_LABELS[m] for m in SCALAR_METRICS)]
+        metrics = list(dict.fromkeys(d.metric for d in diffs))
+        header = ["method", "vs", *(METRIC_LABELS.get(m, m) for m in metrics)]
         lines = [f"{budget} labels, {diffs[0].images} test images, pooled over {diffs[0].seeds} seed(s):", "",
                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         pairs = list(dict.fromkeys((d.method, d.reference) for d in diffs))
         by = {(d.method, d.reference, d.metric): d for d in diffs}
         for method, reference in pairs:
             cells = [format_difference(by[(method, reference, m)]) if (method, reference, m) in by else ""
-                     for m in SCALAR_METRICS]
+                     for m in metrics]
             lines.append("| " + " | ".join([method, reference, *cells]) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

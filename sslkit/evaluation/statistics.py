@@ -59,6 +59,10 @@ class PairedScores(ABC):
     def resampled(self, indices: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """metric -> (B,) its value over each row of ``indices`` (B, N); ``valid`` masks padding."""
 
+    def paired_with(self, other: "PairedScores") -> tuple["PairedScores", "PairedScores"]:
+        """(self, other) restricted to what both can be scored on (default: everything)."""
+        return self, other
+
 
 def _order_of(current: Sequence[str], ids: Sequence[str]) -> np.ndarray | None:
     """Positions that put ``current`` in the order of ``ids`` (None when already so)."""
@@ -117,6 +121,20 @@ class ImageScores(PairedScores):
 
     def truth(self) -> np.ndarray:
         return np.asarray(self.reference)
+
+    def paired_with(self, other: PairedScores) -> tuple[PairedScores, PairedScores]:
+        """Both with NaN wherever either is undefined, so a per-image figure that only exists for
+        some images (HD95 needs two non-empty masks) is compared on the same images for both
+        (same image order required: :meth:`aligned_to` first)."""
+        if not isinstance(other, ImageScores):
+            return self, other
+        mine, theirs = {}, {}
+        for metric in self.values.keys() & other.values.keys():
+            a, b = np.asarray(self.values[metric], dtype=float), np.asarray(other.values[metric], dtype=float)
+            undefined = np.isnan(a) | np.isnan(b)
+            mine[metric], theirs[metric] = np.where(undefined, np.nan, a), np.where(undefined, np.nan, b)
+        return (ImageScores(self.ids, mine, self.reference, self.groups),
+                ImageScores(other.ids, theirs, other.reference, other.groups))
 
     def resampled(self, indices: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
         indices = np.atleast_2d(indices)
@@ -283,15 +301,22 @@ def paired_differences(
     ids = list(first.ids)
     indices, valid = grouped_bootstrap_indices(first.groups, len(ids), n_resamples, seed)
     identity = np.arange(len(ids))[None, :]
-    cache: dict[tuple[str, int], tuple[dict, dict]] = {}
+    cache: dict[tuple[str, str, int], tuple[tuple[dict, dict], tuple[dict, dict]]] = {}
 
-    def scores(method: str, run_seed: int):
-        if (method, run_seed) not in cache:
-            p = predictions[method][run_seed].aligned_to(ids)
-            if not np.array_equal(p.truth(), first.aligned_to(ids).truth()):
-                raise ValueError(f"{method} seed {run_seed} has another truth for the same test images")
-            cache[(method, run_seed)] = (p.resampled(identity), p.resampled(indices, valid))
-        return cache[(method, run_seed)]
+    def aligned(method: str, run_seed: int) -> PairedScores:
+        p = predictions[method][run_seed].aligned_to(ids)
+        if not np.array_equal(p.truth(), first.aligned_to(ids).truth()):
+            raise ValueError(f"{method} seed {run_seed} has another truth for the same test images")
+        return p
+
+    def pair_scores(method: str, reference: str, run_seed: int):
+        """(method's, reference's) (observed, resampled) figures on what both can be scored on."""
+        key = (method, reference, run_seed)
+        if key not in cache:
+            a, b = aligned(method, run_seed).paired_with(aligned(reference, run_seed))
+            cache[key] = ((a.resampled(identity), a.resampled(indices, valid)),
+                          (b.resampled(identity), b.resampled(indices, valid)))
+        return cache[key]
 
     tail = 100.0 * (1.0 - confidence) / 2.0
     flipped = set(lower_is_better)  # a distance: a negative difference is the better one
@@ -301,8 +326,9 @@ def paired_differences(
         if not seeds:
             raise ValueError(f"{method} and {reference} share no seed to pair")
         for metric in metrics:
-            observed = np.mean([scores(method, s)[0][metric][0] - scores(reference, s)[0][metric][0] for s in seeds])
-            resampled = np.mean([scores(method, s)[1][metric] - scores(reference, s)[1][metric] for s in seeds], axis=0)
+            both = [pair_scores(method, reference, s) for s in seeds]
+            observed = np.mean([m[0][metric][0] - r[0][metric][0] for m, r in both])
+            resampled = np.mean([m[1][metric] - r[1][metric] for m, r in both], axis=0)
             resampled = resampled[~np.isnan(resampled)]
             if resampled.size:
                 low, high = (float(v) for v in scoreatpercentile(resampled, [tail, 100.0 - tail]))
@@ -356,37 +382,52 @@ OPTIONAL_PREDICTION_KEYS = ("fold", "group", "positive_call")
 
 def write_predictions_csv(path: str | Path, rows: Iterable[dict], class_names: Sequence[str]) -> Path:
     """Long-format predictions: one row per (method, label budget, seed, test image), with the
-    true label and one probability column per class (``prob_<class>``)."""
+    true label and one probability column per class (``prob_<class>``), or the task's per-image
+    figures (segmentation: ``dice``, ``iou``, ``hd95``, ``lesion_pixels``, ...)."""
     from sslkit.csvfiles import write_csv
 
     rows = list(rows)
     extra = [c for c in OPTIONAL_PREDICTION_KEYS if any(c in r for r in rows)]
-    columns = [*PREDICTION_KEYS, *extra, *(f"prob_{name}" for name in class_names)]
+    # classification: a probability per class; another task: its per-image columns, as the rows give them
+    rest = [f"prob_{name}" for name in class_names] if any(f"prob_{n}" in rows[0] for n in class_names) else \
+        [c for c in (rows[0] if rows else {}) if c not in (*PREDICTION_KEYS, *extra)]
+    columns = [*PREDICTION_KEYS, *extra, *rest]
     return write_csv(path, rows, columns, float_format=".8g")
 
 
-def read_predictions_csv(path: str | Path) -> tuple[dict[str, dict[str, dict[int, Predictions]]], list[str]]:
-    """({label budget: {method: {seed: Predictions}}}, class names) from :func:`write_predictions_csv`."""
+def read_predictions_csv(path: str | Path) -> tuple[dict[str, dict[str, dict[int, PairedScores]]], list[str]]:
+    """({label budget: {method: {seed: PairedScores}}}, class names) from a compare predictions
+    file: :class:`Predictions` from ``prob_<class>`` columns (classification), else
+    :class:`ImageScores` from the per-image segmentation figures (``dice``, ``iou``, ``hd95``,
+    judged against ``lesion_pixels``)."""
     import csv
+
+    from sslkit.evaluation.segmentation_metrics import SEGMENTATION_METRICS
 
     with Path(path).open(newline="") as handle:
         reader = csv.DictReader(handle)
-        prob_columns = [c for c in (reader.fieldnames or []) if c.startswith("prob_")]
-        missing = [k for k in PREDICTION_KEYS if k not in (reader.fieldnames or [])]
-        if missing or not prob_columns:
-            lacking = ", ".join(missing) or "prob_ columns"
+        fields = list(reader.fieldnames or [])
+        prob_columns = [c for c in fields if c.startswith("prob_")]
+        per_image = [c for c in SEGMENTATION_METRICS if c in fields]
+        missing = [k for k in PREDICTION_KEYS if k not in fields]
+        if missing or not (prob_columns or (per_image and "lesion_pixels" in fields)):
+            lacking = ", ".join(missing) or "prob_ or per-image figure columns"
             raise ValueError(f"'{path}' is not an sslkit predictions file (missing {lacking})")
         grouped: dict[tuple[str, str, int], list[dict]] = {}
         for row in reader:
             grouped.setdefault((row["labels"], row["method"], int(row["seed"])), []).append(row)
-    out: dict[str, dict[str, dict[int, Predictions]]] = {}
+    out: dict[str, dict[str, dict[int, PairedScores]]] = {}
     for (budget, method, run_seed), rows in grouped.items():
-        out.setdefault(budget, {}).setdefault(method, {})[run_seed] = Predictions(
-            [r["image"] for r in rows],
-            np.array([int(r["label"]) for r in rows]),
-            np.array([[float(r[c]) for c in prob_columns] for r in rows]),
-            [r["group"] for r in rows] if rows and rows[0].get("group") not in (None, "") else None,
-        )
+        groups = [r["group"] for r in rows] if rows and rows[0].get("group") not in (None, "") else None
+        ids = [r["image"] for r in rows]
+        scores: PairedScores
+        if prob_columns:
+            scores = Predictions(ids, np.array([int(r["label"]) for r in rows]),
+                                 np.array([[float(r[c]) for c in prob_columns] for r in rows]), groups)
+        else:
+            values = {c: np.array([float(r[c]) if r[c] not in ("", "nan") else np.nan for r in rows]) for c in per_image}
+            scores = ImageScores(ids, values, np.array([int(float(r["lesion_pixels"])) for r in rows]), groups)
+        out.setdefault(budget, {}).setdefault(method, {})[run_seed] = scores
     return out, [c[len("prob_"):] for c in prob_columns]
 
 
@@ -405,9 +446,17 @@ def compare_predictions(path: str | Path, references: Sequence[str] = ("scratch"
     """{label budget: differences} recomputed from a compare run's ``predictions.csv``.
 
     The documented way to redo the statistics (other references, more resamples) without
-    retraining; ``sslkit compare --stats-only OUT`` calls it.
+    retraining; ``sslkit compare --stats-only OUT`` calls it. The metrics are the file's task's:
+    classification's four, or segmentation's Dice, IoU and HD95 (lower is better).
     """
+    from sslkit.evaluation.segmentation_metrics import SEGMENTATION_METRICS
+
     grouped, _ = read_predictions_csv(path)
-    return {budget: paired_differences(by_method, reference_pairs(list(by_method), references),
-                                       n_resamples=n_resamples, seed=seed)
-            for budget, by_method in grouped.items()}
+    out = {}
+    for budget, by_method in grouped.items():
+        first = next(iter(next(iter(by_method.values())).values()))
+        metrics = list(first.values) if isinstance(first, ImageScores) else list(SCALAR_METRICS)
+        lower = {"hd95"} & set(SEGMENTATION_METRICS) if isinstance(first, ImageScores) else set()
+        out[budget] = paired_differences(by_method, reference_pairs(list(by_method), references), metrics=metrics,
+                                         lower_is_better=lower, n_resamples=n_resamples, seed=seed)
+    return out

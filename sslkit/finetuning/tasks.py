@@ -43,6 +43,9 @@ class Task(ABC):
     model_file: ClassVar[str]
     model_dir: ClassVar[str]
     """The run directory's folder holding the saved model (``classifier``, ``segmenter``)."""
+    validate_every_epoch: ClassVar[bool] = True
+    """False: with ``--select last`` the validation figures are computed at the last epoch only
+    (for a task whose validation pass costs as much as its training epoch, e.g. segmentation's HD95)."""
     """The JSON file that marks a saved model of this task (``classifier.json``, ``segmenter.json``)."""
 
     # ------------------------------------------------------------------ data
@@ -77,8 +80,13 @@ class Task(ABC):
 
         val_loader = data.eval_loader(records.val) if records.val else None
 
+        epochs, seen = config.resolved_epochs(), [0]
+
         def validate():
+            seen[0] += 1
             if val_loader is None:
+                return None
+            if not (self.validate_every_epoch or config.select == "best-val" or seen[0] == epochs):
                 return None
             return self.score(self.predict(model, val_loader, records.val, records, device), records.class_names)
 
