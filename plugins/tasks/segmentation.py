@@ -74,17 +74,23 @@ class Segmenter(nn.Module):
         return self.decoder(features, tuple(images.shape[-2:]))
 
 
+#: The decoder a segmentation builds without a pretraining run to mirror: a U-Net (every skip).
+SKIPS_WITHOUT_A_RUN = "all"
+
+
 def decoder_skips(run_config: dict[str, Any], exported: dict[str, Any] | None) -> str:
-    """The skips of the pretraining's decoder: its export's, else its run's config (a run made
-    before the setting existed had every skip), else the pretraining default (what ``compare``'s
-    pretrained cells use, so its scratch cells get the same architecture)."""
-    from sslkit.pretraining.config import SETTINGS_BEFORE_THEY_EXISTED, PretrainConfig
+    """The decoder's skips: the pretraining's decoder's (its export's, else its run's config; a run
+    made before the setting existed had every skip), so ``--decoder fresh`` differs from
+    ``pretrained`` by the weights alone; without a run (an exported encoder, from scratch) a U-Net
+    with every skip, the segmentation decoder. ``compare --task segmentation`` pretrains with every
+    skip too, so its scratch cells have the very architecture its pretrained cells have."""
+    from sslkit.pretraining.config import SETTINGS_BEFORE_THEY_EXISTED
 
     if exported and exported.get("skips"):
         return str(exported["skips"])
     if run_config:
         return str(run_config.get("decoder_skips", SETTINGS_BEFORE_THEY_EXISTED["decoder_skips"]))
-    return PretrainConfig.decoder_skips
+    return SKIPS_WITHOUT_A_RUN
 
 
 def new_segmenter(encoder: nn.Module, protocol: str, skips: str) -> Segmenter:

@@ -1,4 +1,4 @@
-"""`sslkit evaluate`: re-score a saved classifier, or check an encoder by k-NN (no training)."""
+"""`sslkit evaluate`: re-score a saved classifier or segmenter, or check an encoder by k-NN (no training)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sslkit.runtime import THREADS_HELP
 
 
 @click.command("evaluate")
-@click.option("--classifier", "classifier", type=click.Path(), default=None,
-              help="A finetune run dir (or its classifier/ folder) to score.")
+@click.option("--classifier", "--model", "classifier", type=click.Path(), default=None,
+              help="A finetune run dir (or its classifier/ or segmenter/ folder) to score.")
 @click.option("--knn", is_flag=True, help="k-NN health check of --encoder instead (frozen features, seconds).")
 @click.option("--encoder", type=click.Path(), default=None, help="With --knn: pretraining run dir or exported encoder.")
 @click.option("--data", default=None, metavar="ADAPTER:LOCATION",
@@ -31,12 +31,14 @@ from sslkit.runtime import THREADS_HELP
 @click.pass_context
 def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, k, temperature, image_size,
                      split_seed, device, workers, threads, out, as_json) -> None:
-    """Accuracy, macro F1, AUROC, balanced accuracy, confusion matrix and per-class report.
+    """Re-score a saved model without training: a classifier (accuracy, macro F1, AUROC, balanced
+    accuracy, confusion matrix, per-class report) or a segmenter (Dice, IoU, HD95); or an encoder by k-NN.
 
     \b
     Examples:
       sslkit evaluate --classifier runs/finetune-paper            # reproduces its test figures
       sslkit evaluate --classifier runs/ft --data npz:other.npz --split test
+      sslkit evaluate --model runs/ft-segmentation                 # a segmenter's Dice, IoU, HD95
       sslkit evaluate --knn --encoder runs/dqn -k 20               # encoder health check
     """
     from sslkit.pretraining.launch import main_process_only
@@ -120,7 +122,8 @@ def _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temper
     if as_json:
         click.echo(json.dumps({**extra, "metrics": evaluation.metrics.to_dict()}, indent=2))
         return
-    title = f"{evaluation.info.get('protocol')} classifier on {split} ({evaluation.metrics.n_samples} images)"
+    kind = "segmenter" if evaluation.info.get("task") == "segmentation" else "classifier"
+    title = f"{evaluation.info.get('protocol')} {kind} on {split} ({evaluation.metrics.n_samples} images)"
     print_metrics(console, evaluation.metrics, title)
     try:
         check = compare_with_run(evaluation)

@@ -150,7 +150,7 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
             if note not in result.metrics["test"].notes:
                 console.print(f"[yellow]note:[/yellow] {note}")
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-        console.print(f"saved to {result.out} ({timing}); re-score with: sslkit evaluate --classifier {result.out}",
+        console.print(f"saved to {result.out} ({timing}); re-score with: sslkit evaluate --model {result.out}",
                       highlight=False)
         rows.append({"method": str(config.protocol) + (" (scratch)" if from_scratch else ""), "seed": run_seed,
                      **result.metrics["test"].scalars})

@@ -32,6 +32,10 @@ from sslkit.fileio import atomic_write_text
 
 # --------------------------------------------------------------------------- cell settings
 
+#: ``compare --task segmentation`` pretrains decoders with every skip (the segmentation U-Net).
+SEGMENTATION_PRETRAIN_SKIPS = "all"
+
+
 def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
     from sslkit.pretraining.config import PretrainConfig
 
@@ -56,6 +60,9 @@ def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
     }
     if config.resolved_pretrain_splits() is not None:
         values["pretrain_splits"] = config.resolved_pretrain_splits()
+    if config.segmenting() and "decoder_skips" not in config.pretrain_options:
+        # the decoder is what a segmentation reuses: a U-Net, as its scratch cells get (--pretrain-opt overrides)
+        values["decoder_skips"] = SEGMENTATION_PRETRAIN_SKIPS
     return PretrainConfig.from_mapping(values, source="compare settings")
 
 

@@ -153,7 +153,9 @@ class CompareConfig:
         """The methods every other is measured against, when present: the baselines, the simple
         maskers, and each method's fresh-decoder twin (so the pretrained decoder's worth is tested)."""
         twins = tuple(m for m in self.pretrained_methods() if m.endswith(FRESH_DECODER_SUFFIX))
-        return REFERENCES + twins
+        baselines = tuple(r for r in REFERENCES if r in BASELINES)
+        # twins before the maskers, so a masker is read as "pretrained decoder minus fresh decoder"
+        return baselines + twins + tuple(r for r in REFERENCES if r not in BASELINES)
 
     def fold_numbers(self) -> list[int]:
         return list(range(self.folds)) if self.folds > 1 else [0]

@@ -133,7 +133,10 @@ def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int 
 
     with path.open(newline="") as handle:  # each fresh-decoder twin is its base's reference
         twins = sorted({row.get("method", "") for row in csv.DictReader(handle)} - {""})
-    references = REFERENCES + tuple(m for m in twins if m.endswith(FRESH_DECODER_SUFFIX))
+    from sslkit.comparison.config import BASELINES
+
+    references = (tuple(r for r in REFERENCES if r in BASELINES) + tuple(m for m in twins if m.endswith(FRESH_DECODER_SUFFIX))
+                  + tuple(r for r in REFERENCES if r not in BASELINES))
     try:
         differences = compare_predictions(path, references, n_resamples=n_resamples, seed=seed)
     except ValueError as error:

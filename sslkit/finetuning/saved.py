@@ -1,6 +1,6 @@
-"""Scoring what is on disk: a saved classifier on a split, or an encoder by k-NN.
+"""Scoring what is on disk: a saved model (classifier, segmenter) on a split, or an encoder by k-NN.
 
-A classifier directory records the data settings it was trained with (data spec, split seed,
+A saved model's directory records the data settings it was trained with (data spec, split seed,
 image size, validation/test caps), so re-scoring rebuilds exactly the split the fine-tuning run
 reported on and the same forward pass gives the same figures.
 """
@@ -27,9 +27,28 @@ class SavedEvaluation:
     data: str | None
 
 
+def find_saved_model(path: str | Path, plugins=None):
+    """(task, model directory) of the saved model at ``path``: a fine-tuning run directory, its
+    ``classifier/``/``segmenter/`` folder, or that folder's JSON file (any registered task's)."""
+    from sslkit.finetuning.tasks import get_task
+    from sslkit.plugins import plugins_or_default
+
+    path = Path(path).expanduser()
+    registry = plugins_or_default(plugins).tasks
+    for name in registry.names():
+        task = get_task(name, plugins)
+        candidates = [path.parent] if path.name == task.model_file else [path, path / task.model_dir]
+        for candidate in candidates:
+            if (candidate / task.model_file).is_file():
+                return task, candidate
+    raise UserError(f"no saved model at '{path}' (expected a finetune run directory, or a folder with "
+                    f"{' or '.join(get_task(n, plugins).model_file for n in registry.names())})")
+
+
 def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, split: str = "test",
                               device: Any = "cpu", workers: int = 0, plugins=None) -> SavedEvaluation:
-    """Metrics of the classifier at ``path`` on ``split`` of ``data`` (default: its own data).
+    """Metrics of the saved model (classifier, segmenter, any task's) at ``path`` on ``split`` of
+    ``data`` (default: its own data).
 
     ``train`` scores every labelled training image (not only the few it was trained on).
     ``device`` is a concrete device (``torch.device`` or ``"cpu"``/``"cuda"``); the command
@@ -37,14 +56,13 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
     """
     from sslkit.data import make_loader, open_dataset
     from sslkit.data.splits import PAPER_SPLIT_SIZE
-    from sslkit.finetuning.classifier import evaluate_loader, find_classifier_dir, load_classifier
     from sslkit.finetuning.labels import select_records
 
     if split not in SPLIT_NAMES:
         raise UserError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got '{split}'")
     device_ = _concrete_device(device)
-    classifier, info = load_classifier(path, plugins=plugins)
-    directory = find_classifier_dir(path)
+    task, directory = find_saved_model(path, plugins)
+    model, info = task.load_model(directory, plugins=plugins)
     run_dir = directory.parent if (directory.parent / "metrics.json").is_file() else None
     spec = data if data is not None else info.get("data")
     options = dict(info.get("data_options") or {}) if data is None else {}
@@ -52,12 +70,13 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
     ds = open_dataset(spec, plugins=plugins, seed=split_seed, options=options or None)
     if ds.class_names and list(ds.class_names) != list(info["class_names"]):
         raise UserError(
-            f"the classifier knows classes {info['class_names']} but the data has {ds.class_names}; "
+            f"the model knows classes {info['class_names']} but the data has {ds.class_names}; "
             "evaluate it on data with the same classes"
         )
+    task.check_data(ds)
     # "paper_split_sizes" (val/test capped at 100) is what classifiers saved before the paper splits wrote
     cap = PAPER_SPLIT_SIZE if info.get("paper_split_sizes") else None
-    # a classifier fine-tuned on one fold of --folds K is re-scored on that fold's test part
+    # a model fine-tuned on one fold of --folds K is re-scored on that fold's test part
     records = select_records(ds, None, seed=0, split_seed=split_seed, cap_val=cap, cap_test=cap,
                              paper=bool(info.get("paper_splits")), folds=int(info.get("folds") or 1),
                              fold=int(info.get("fold") or 0))
@@ -67,8 +86,9 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
     loader = make_loader(ds, records=chosen, purpose="eval", image_size=int(info.get("image_size", 64)),
                          in_chans=int(info.get("in_chans", 1)), batch_size=int(info.get("eval_batch_size", 64)),
                          workers=workers, shuffle=False)
-    metrics = evaluate_loader(classifier.to(device_), loader, device_, list(info["class_names"]))
-    return SavedEvaluation(metrics, split, info, run_dir, spec)
+    predictions = task.predict(model.to(device_), loader, chosen, records, device_)
+    metrics = task.score(predictions, list(info["class_names"]))
+    return SavedEvaluation(metrics, split, {**info, "task": task.name}, run_dir, spec)
 
 
 def compare_with_run(evaluation: SavedEvaluation) -> tuple[bool, dict[str, tuple[float, float]]] | None:
