@@ -134,14 +134,14 @@ class CompareConfig:
         base = self.pretrain_method(method)
         return self.masker_aliases.get(base, base)
 
-    def resolved_protocol(self) -> str:
+    def resolved_protocol(self, plugins=None) -> str:
         if self.protocol is not None:
             return self.protocol
         if self.task in COMPARE_DEFAULT_PROTOCOLS:
             return COMPARE_DEFAULT_PROTOCOLS[self.task]
         from sslkit.finetuning.run import TASK_DEFAULT_PROTOCOLS
 
-        return TASK_DEFAULT_PROTOCOLS.get(self.task) or self.task_plugin().protocols[0]
+        return TASK_DEFAULT_PROTOCOLS.get(self.task) or self.task_plugin(plugins).protocols[0]
 
     def task_plugin(self, plugins=None):
         """The :class:`~sslkit.finetuning.tasks.Task` this comparison fine-tunes for."""
@@ -228,7 +228,7 @@ def validate(config: CompareConfig, plugins) -> None:
     from sslkit.finetuning.tasks import check_protocol
 
     task = config.task_plugin(plugins)
-    config.protocol = config.resolved_protocol()
+    config.protocol = config.resolved_protocol(plugins)
     get_protocol(config.protocol)
     check_protocol(task, config.protocol)
     if not config.decoders or any(d not in DECODER_CHOICES for d in config.decoders) \

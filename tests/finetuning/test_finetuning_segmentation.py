@@ -185,3 +185,29 @@ def test_the_task_registry_is_listed_and_typos_get_a_suggestion(monkeypatch):
     assert listed.exit_code == 0 and "classification" in listed.output and "segmentation" in listed.output
     typo = CliRunner().invoke(cli, ["finetune", "--task", "segmantation", "--from-scratch", "--epochs", "1"])
     assert typo.exit_code != 0 and "did you mean 'segmentation'" in typo.output
+
+
+def test_a_task_from_one_plugin_file_trains_compares_and_reloads(data, tmp_path):
+    """The README's claim: a new task is one file plus its registration (tests/plugins/lesion_area_task.py)."""
+    from sslkit.comparison.config import CompareConfig
+    from sslkit.comparison.run import run_compare
+    from sslkit.finetuning.saved import evaluate_saved_classifier
+    from sslkit.plugins import load_plugins
+
+    plugins = load_plugins([TINY_PLUGIN, Path(__file__).parents[1] / "plugins" / "lesion_area_task.py"],
+                           include_env=False)
+    untrained = run_finetuning(settings(data, None, task="lesion-area", from_scratch=True, backbone="eval-tiny-cnn",
+                                        epochs=1, lr=1e-7, labels="all"), plugins)
+    out = tmp_path / "area"
+    trained = run_finetuning(settings(data, out, task="lesion-area", from_scratch=True, backbone="eval-tiny-cnn",
+                                      epochs=30, lr=1e-2, labels="all"), plugins)
+    assert trained.metrics["test"].scalars["abs_error"] < 0.5 * untrained.metrics["test"].scalars["abs_error"]
+    again = evaluate_saved_classifier(out, plugins=plugins)
+    assert again.metrics.scalars["abs_error"] == pytest.approx(trained.metrics["test"].scalars["abs_error"], rel=1e-5)
+    config = CompareConfig(task="lesion-area", maskers=["random-grid"], backbone="eval-tiny-cnn", data=data, seeds=[0],
+                           labels=12, folds=1, pretrain_epochs=1, pretrain_batch_size=8, finetune_epochs=2,
+                           finetune_batch_size=8, image_size=SIZE, threads=1, device="cpu", bootstrap_resamples=200,
+                           out=str(tmp_path / "cmp"))
+    result = run_compare(config, plugins, quiet=True)
+    assert [(d.method, d.reference, d.metric) for d in result.differences["12"]] == [
+        ("random-grid", "scratch", "abs_error")]
