@@ -78,7 +78,7 @@ def _defaults(command: click.Command) -> dict:
 def _as_config(name: str, value, config_class):
     if name in ("labels",) and isinstance(value, str) and value.isdigit():
         return int(value)
-    if name in ("maskers",) and isinstance(value, str):
+    if name in ("maskers", "decoders") and isinstance(value, str):
         return value.split(",")
     if name == "seeds" and isinstance(value, str) and value.isdigit():
         return list(range(int(value)))

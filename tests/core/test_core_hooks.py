@@ -22,7 +22,8 @@ def test_every_hook_has_a_test_and_a_docstring():
         assert hasattr(module, f"test_hook_{name}"), f"hook {name} has no test_hook_{name}"
         doc = getattr(hookspecs, name).__doc__ or ""
         assert "Receives" in doc and "Returns" in doc, f"hook {name} does not document what it receives and returns"
-    assert set(hook_names()) == {"register_maskers", "register_backbones", "register_datasets", "register_commands"}
+    assert set(hook_names()) == {"register_maskers", "register_backbones", "register_datasets", "register_tasks",
+                                 "register_commands"}
 
 
 def test_hook_register_maskers():
@@ -35,6 +36,12 @@ def test_hook_register_backbones():
 
 def test_hook_register_datasets():
     assert "fixture-data" in load_plugins([fixture("everything")], entry_points=False).datasets
+
+
+def test_hook_register_tasks():
+    plugins = load_plugins([fixture("lesion_area_task")], entry_points=False)
+    assert "lesion-area" in plugins.tasks
+    assert plugins.tasks.create("lesion-area").target == "lesion"
 
 
 def test_hook_register_commands():
