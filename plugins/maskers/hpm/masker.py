@@ -1,7 +1,7 @@
 """Built-in masker ``hpm``: Hard Patches Mining (Wang et al., CVPR 2023) for context prediction.
 
-A small loss predictor (the light CNN ``dqn`` also uses, on a downsampled copy of the *unmasked* image) scores
-every cell of a G x G grid by how hard it will be to reconstruct. Each image hides
+A small loss predictor (the light per-cell CNN ``dqn`` also uses, on a downsampled copy of the
+*unmasked* image) scores every cell of a G x G grid by how hard it will be to reconstruct. Each image hides
 ``round(ratio * G**2)`` cells: a share ``alpha`` of them are the cells predicted hardest and the
 rest are drawn at random; ``alpha`` grows linearly from ``alpha_start`` to ``alpha_end`` over
 training (HPM's easy-to-hard schedule: early predictions are poor, so mostly random at first).
