@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     import matplotlib.pyplot as plt
 
     from sslkit.masking import StepInfo, apply_mask
-    from sslkit_plugins.maskers.dqn.visual import normalize_per_image
+    from sslkit_plugins.maskers._heat_map import normalize_per_image
 
     config, predictor, masker, step, total = load_run(args.run_dir)
     batch = pick_images(config, args.images)

@@ -1,4 +1,5 @@
-"""What the learned grid maskers (``hpm``, ``saliency``, ``adios``) share.
+"""What the learned maskers share: ``hpm``, ``saliency`` and ``adios`` (the grid maskers) all of
+it, ``dqn`` the network handling and :func:`to_host`.
 
 * option checks that end in one sentence (:class:`Checks`);
 * choosing hidden cells: the top-scored ones plus random others, vectorised (:func:`choose_cells`);
@@ -7,8 +8,10 @@
   cells (:func:`random_cell_hit_counts`) and for a mask of any shape at a random position
   (:func:`random_shift_hit_counts`);
 * networks built from the run seed, placed and run the way the run runs its predictor
-  (:func:`seeded`, :func:`place`, :func:`own_autocast`), host scalars in one transfer
-  (:func:`to_host`) and the per-image heat maps TensorBoard shows (:func:`heat_map`).
+  (:func:`seeded`, :func:`place`, :func:`own_autocast`) and host scalars in one transfer
+  (:func:`to_host`).
+
+Their checkpoint state is :mod:`._learned_state`'s, their TensorBoard pictures :mod:`._heat_map`'s.
 
 Everything per batch is tensor code on the images' device: no per-sample Python loop and no host
 synchronisation until :func:`to_host`.
@@ -22,10 +25,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from sslkit.masking import cells_to_masks
+from sslkit.masking import cell_membership, cells_to_masks
 from sslkit.options import OptionChecks
-from sslkit_plugins.maskers.dqn.geometry import cell_membership
-from sslkit_plugins.maskers.dqn.visual import q_heat_map
 
 
 class Checks(OptionChecks):
@@ -65,8 +66,8 @@ def cells_to_pixel_masks(cells: torch.Tensor, grid: int, size: tuple[int, int]) 
 def cell_means(maps: torch.Tensor, grid: int) -> torch.Tensor:
     """(B, 1, H, W) -> (B, G * G): each cell's mean over exactly the pixels its mask hides."""
     _, _, h, w = maps.shape
-    rows = cell_membership(h, grid, maps.device)  # G, H
-    cols = cell_membership(w, grid, maps.device)  # G, W
+    rows = cell_membership(grid, h, maps.device)  # G, H
+    cols = cell_membership(grid, w, maps.device)  # G, W
     sums = rows @ maps[:, 0].float() @ cols.t()  # B, G, G
     counts = rows.sum(1)[:, None] * cols.sum(1)[None, :]
     return (sums / counts).flatten(1)
@@ -146,9 +147,3 @@ def to_host(values: dict[str, torch.Tensor], plain: dict[str, float] | None = No
 def lesion_scalars(hits: torch.Tensor, with_lesion: torch.Tensor, random_hits: torch.Tensor) -> dict[str, torch.Tensor]:
     """``lesion_hit_rate`` and ``lesion_hit_rate_random`` (NaN, hence dropped, without a lesion)."""
     return {"lesion_hit_rate": hits / with_lesion, "lesion_hit_rate_random": random_hits / with_lesion}
-
-
-def heat_map(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, 1, h, w) map -> (B, 3, H, W) colour heat map scaled per image, cells kept sharp (as
-    ``dqn``'s Q map)."""
-    return q_heat_map(values, size)

@@ -160,7 +160,7 @@ def test_q_map_image_is_normalised_per_image_at_image_size():
     q_map = masker.log_images()["q_map"]
     assert q_map.shape == (8, 3, 32, 32)  # a colour heat map at image size
     assert q_map.min() >= 0 and q_map.max() <= 1
-    from sslkit_plugins.maskers.dqn.visual import _lut
+    from sslkit_plugins.maskers._heat_map import _lut
 
     lut = _lut("inferno", q_map.device)
     brightness = q_map.sum(1).flatten(1)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslkit_plugins.maskers.dqn.qnetwork import (
-    LightQNetwork,
-    PaperQNetwork,
-    build_qnetwork,
-    count_parameters,
-    paper_pools_for,
-)
+from sslkit.models.flops import count_parameters
+from sslkit_plugins.maskers._cell_network import LightCellNetwork
+from sslkit_plugins.maskers.dqn.qnetwork import PaperQNetwork, build_qnetwork, paper_pools_for
 
 
 def test_paper_network_has_about_067m_parameters_and_a_9x9_grid_at_300px():
@@ -37,7 +33,7 @@ def test_paper_network_uses_fewer_pools_for_small_images_keeping_its_size():
 
 @pytest.mark.parametrize("size,grid", [(64, 8), (28, 8), (100, 9), (32, 4), (256, 12)])
 def test_light_network_gives_the_grid_for_any_size(size, grid):
-    net = LightQNetwork(in_chans=3, grid=grid, downsample=32)
+    net = LightCellNetwork(in_chans=3, grid=grid, downsample=32)
     q = net(torch.randn(2, 3, size, size))
     assert q.shape == (2, 1, grid, grid)
     q.sum().backward()
@@ -45,7 +41,7 @@ def test_light_network_gives_the_grid_for_any_size(size, grid):
 
 
 def test_light_network_is_small_and_each_image_is_scored_on_its_own():
-    net = LightQNetwork(1, grid=8)
+    net = LightCellNetwork(1, grid=8)
     assert count_parameters(net) < 0.1 * count_parameters(PaperQNetwork(1))
     x = torch.randn(4, 1, 64, 64)
     # no batch statistics: an image's Q map does not depend on the other images of the batch

@@ -5,13 +5,22 @@ their networks must end identical (the gradients are averaged with
 ``sslkit.masking.average_gradients`` before each optimizer step) while their generators differ
 (each process draws its own masks). ``saliency``'s teacher has no gradients: it follows the
 encoder, which DDP keeps identical, so it is covered by the engine's DDP tests.
+
+The two processes meet through a file store in the test's own directory, not a TCP port: a port
+probed free in the parent and bound seconds later by rank 0 (after both processes imported torch)
+can be lost in between on a shared machine, and a TCP store adds a server thread to rank 0's start
+and exit. The aborts seen with a TCP store (SIGABRT, "terminate called without an active exception",
+in both processes) came a second or two after the processes started, i.e. while they met, long
+before training or teardown.
+Teardown is ordered too: both processes pass a barrier once all their collectives (and rank 0's
+result file) are done, then destroy the group; a failing process destroys it at once, and the
+group's timeout turns a peer left waiting into an error rather than a hang.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,17 +31,11 @@ import torch.multiprocessing as mp
 HERE = Path(__file__).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, port: int, out: str) -> None:
+def _worker(rank: int, store: str, out: str) -> None:
     sys.path.insert(0, str(HERE))
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2, timeout=timedelta(seconds=90))
+    finished = False
     try:
         from noisy_quadrant import TinyPredictor, context, noisy_quadrant_images
 
@@ -68,15 +71,18 @@ def _worker(rank: int, port: int, out: str) -> None:
                             masker.updates)
         if rank == 0:
             torch.save(result, out)
+        finished = True
     finally:
+        if finished:  # no process closes its connections while the other may still use them
+            dist.barrier()
         dist.destroy_process_group()
 
 
 @pytest.mark.timeout(120)
 def test_learned_maskers_stay_identical_over_processes(tmp_path):
     out = tmp_path / "result.pt"
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=2, join=True)
-    result = torch.load(out, weights_only=False)
+    mp.spawn(_worker, args=(str(tmp_path / "store"), str(out)), nprocs=2, join=True)
+    result = torch.load(out, weights_only=True)
     for name, (same_weights, same_generator, updates) in result.items():
         assert same_weights, f"{name}'s networks differ between the processes"
         assert not same_generator, f"{name}'s processes draw the same masks"

@@ -24,7 +24,6 @@ steps that update it).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +31,12 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, average_gradients, cell_fractions, cells_to_masks, lesion_hit_counts
+from sslkit.masking import MaskerContext, MaskFeedback, StepInfo, average_gradients, cell_fractions, cells_to_masks, lesion_hit_counts
 from sslkit.optimizers import build_optimizer
+from sslkit_plugins.maskers._heat_map import heat_map
 from sslkit_plugins.maskers._learned import (
     Checks,
     autocast_dtype,
-    heat_map,
     lesion_scalars,
     own_autocast,
     place,
@@ -45,6 +44,7 @@ from sslkit_plugins.maskers._learned import (
     seeded,
     to_host,
 )
+from sslkit_plugins.maskers._learned_state import LearnedMaskerBase
 from sslkit_plugins.maskers.adios.occluder import Occluder
 
 WHAT = "masker 'adios'"
@@ -92,8 +92,12 @@ def soft_top_share(logits: torch.Tensor, hidden: int, temperature: float) -> tor
     return torch.sigmoid((z - threshold) / temperature).view_as(logits)
 
 
-class ADIOSMasker(MaskerBase):
+class ADIOSMasker(LearnedMaskerBase):
     """The ``adios`` masker; options are described in :data:`sslkit_plugins.maskers.adios.OPTIONS`."""
+
+    WHAT = WHAT
+    STATE_PARTS = ("occluder", "optimizer")
+    SAVED_WITH = "the checkpoint's occluder was built with"
 
     def __init__(self, ratio: float = 0.25, penalty: float = 10.0, adversary_share: float = 0.25, lr: float = 1e-3,
                  downsample: int = 32, width: int = 16, temperature: float = 0.1, straight_through: bool = True,
@@ -128,9 +132,6 @@ class ADIOSMasker(MaskerBase):
         self.hidden = max(1, round(self.ratio * h * w))
         self.updates = 0
         self._pending = None
-
-    def modules(self) -> list[nn.Module]:
-        return [self.occluder] if self.occluder is not None else []
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
         if self.occluder is None:
@@ -196,26 +197,3 @@ class ADIOSMasker(MaskerBase):
     # Checkpoints --------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
         return {"downsample": self.downsample, "width": self.width}
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.occluder is None:
-            raise RuntimeError("ADIOSMasker.setup() must be called before state_dict()")
-        return {
-            "generator": self.generator.get_state(),
-            "config": self._config(),
-            "occluder": {k: v.detach().clone() for k, v in self.occluder.state_dict().items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.occluder is None:
-            raise RuntimeError("ADIOSMasker.setup() must be called before load_state_dict()")
-        saved = state.get("config", {})
-        if saved and saved != self._config():
-            raise UserError(f"{WHAT}: the checkpoint's occluder was built with {saved}, this run asks for {self._config()}")
-        super().load_state_dict(state)
-        self.occluder.load_state_dict(state["occluder"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.updates = int(state.get("updates", 0))
-        self._pending = None

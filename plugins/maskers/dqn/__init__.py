@@ -1,8 +1,10 @@
 """Built-in masker ``dqn``: Intelligent Masking (Bahrami et al., MLMI 2022).
 
 A deep Q-learning agent learns where masking hurts the reconstruction most. The method lives in
-this package's modules (``masker``, ``qnetwork``, ``geometry``, ``exploration``, ``reward``,
-``visual``); this module only registers it by reference, so listing maskers imports no torch.
+this package's modules (``masker``, ``qnetwork``, ``geometry``, ``exploration``, ``reward``) and in
+what it shares with the other learned maskers (``sslkit_plugins.maskers._cell_network``,
+``_heat_map``, ``_learned``, ``_learned_state``); this module only registers it by reference, so
+listing maskers imports no torch.
 """
 
 from __future__ import annotations

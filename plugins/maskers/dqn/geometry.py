@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from sslkit.masking import boxes_to_masks, cells_to_masks
+from sslkit.masking import boxes_to_masks, cell_membership, cells_to_masks
 
 
 def block_values(q: torch.Tensor, block: int) -> torch.Tensor:
@@ -42,21 +42,11 @@ def corners_to_masks(corners: torch.Tensor, grid: int, block: int, size: tuple[i
     return cells, cells_to_masks(cells, size)
 
 
-def cell_membership(length: int, grid: int, device: torch.device) -> torch.Tensor:
-    """(G, length) float one-hot: which pixel rows (or columns) belong to each cell row.
-
-    Computed through :func:`sslkit.masking.cells_to_masks` itself, so the pixels counted here are
-    exactly the ones a mask of that cell hides, whatever rounding that helper uses.
-    """
-    rows = torch.eye(grid, dtype=torch.bool, device=device)[:, :, None]  # G masks of one cell row each
-    return cells_to_masks(rows, (length, 1))[:, 0, :, 0].float()
-
-
 def cells_touched(pixels: torch.Tensor, grid: int) -> torch.Tensor:
     """(B, 1, H, W) bool pixels -> (B, G, G) bool: does the cell contain any True pixel."""
     _, _, h, w = pixels.shape
-    rows = cell_membership(h, grid, pixels.device)  # G, H
-    cols = cell_membership(w, grid, pixels.device)  # G, W
+    rows = cell_membership(grid, h, pixels.device)  # G, H
+    cols = cell_membership(grid, w, pixels.device)  # G, W
     counts = rows @ pixels[:, 0].float() @ cols.t()  # B, G, G
     return counts > 0
 

@@ -15,7 +15,6 @@ is tensor code on the images' device (see :mod:`.geometry`).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,6 @@ from torch import nn
 
 from sslkit.errors import UserError
 from sslkit.masking import (
-    MaskerBase,
     MaskerContext,
     MaskFeedback,
     StepInfo,
@@ -36,6 +34,9 @@ from sslkit.masking import (
 )
 from sslkit.optimizers import build_optimizer
 from sslkit.options import OptionChecks
+from sslkit_plugins.maskers._heat_map import heat_map
+from sslkit_plugins.maskers._learned import autocast_dtype, own_autocast, place, seeded, to_host
+from sslkit_plugins.maskers._learned_state import LearnedMaskerBase
 from sslkit_plugins.maskers.dqn.exploration import EXPLORATIONS, Choice, Policy, make_policy
 from sslkit_plugins.maskers.dqn.geometry import (
     block_values,
@@ -45,7 +46,6 @@ from sslkit_plugins.maskers.dqn.geometry import (
 )
 from sslkit_plugins.maskers.dqn.qnetwork import build_qnetwork
 from sslkit_plugins.maskers.dqn.reward import REWARDS, RewardNormalizer, compute_reward
-from sslkit_plugins.maskers.dqn.visual import q_heat_map
 
 NETWORKS = ("light", "paper")
 WHAT = "masker 'dqn'"
@@ -67,8 +67,13 @@ class _Pending:
     training: bool
 
 
-class DQNMasker(MaskerBase):
+class DQNMasker(LearnedMaskerBase):
     """The ``dqn`` masker; options are described in :data:`sslkit_plugins.maskers.dqn.OPTIONS`."""
+
+    WHAT = WHAT
+    STATE_PARTS = ("qnet", "optimizer", "scheduler", "normalizer")
+    OPTIONAL_PARTS = frozenset({"normalizer"})
+    SAVED_WITH = "the checkpoint's agent was built with"
 
     def __init__(
         self,
@@ -131,29 +136,24 @@ class DQNMasker(MaskerBase):
             raise UserError(f"{WHAT}: grid ({self.grid}) is finer than the images ({context.image_size[0]} x {context.image_size[1]} px)")
         # The agent's initial weights come from the run seed, not from the global RNG state, so
         # every process and every rerun starts from the same network.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(context.seed) * 7 + 1)
-            qnet = build_qnetwork(
-                self.network,
-                in_chans=context.in_chans,
-                image_size=tuple(context.image_size),
-                grid=self.grid,
-                downsample=self.downsample,
-            )
-        self.qnet = qnet.to(context.device, memory_format=context.memory_format)
+        qnet = seeded(int(context.seed) * 7 + 1, lambda: build_qnetwork(
+            self.network,
+            in_chans=context.in_chans,
+            image_size=tuple(context.image_size),
+            grid=self.grid,
+            downsample=self.downsample,
+        ))
+        self.qnet = place(qnet, context)
         self.optimizer = build_optimizer(self.qnet.parameters(), "adam", lr=self.lr)
         # bf16 (the fast path on modern CPUs and GPUs) has fp32's range, so the agent's forward
         # pass can use it; under fp16 the agent would need a gradient scaler of its own: fp32.
-        self.autocast_dtype = torch.bfloat16 if context.precision == "bf16" else None
+        self.autocast_dtype = autocast_dtype(context)
         total = max(1, int(context.total_steps))
         milestones = sorted({max(1, round(total / 3)), max(1, round(2 * total / 3))})
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=self.lr_gamma)
         self.normalizer = RewardNormalizer() if self.normalize_reward else None
         self.updates = 0
         self._pending = None
-
-    def modules(self) -> list[nn.Module]:
-        return [self.qnet] if self.qnet is not None else []
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
         if self.qnet is None:
@@ -163,9 +163,7 @@ class DQNMasker(MaskerBase):
         self.qnet.train(training)
         # The agent's convolutions run in the run's bf16 when it has one; its output, the
         # regression target (the reward, which spans orders of magnitude) and its loss stay fp32.
-        dtype = self.autocast_dtype
-        with torch.set_grad_enabled(training), torch.autocast(images.device.type, dtype=dtype or torch.float32,
-                                                              enabled=dtype is not None):
+        with torch.set_grad_enabled(training), own_autocast(images.device, self.autocast_dtype):
             q = self.qnet(images.float()).float()
         values = block_values(q.detach().float(), block)
         policy = self.policy if training else self.greedy
@@ -235,48 +233,17 @@ class DQNMasker(MaskerBase):
             values["lesion_hit_rate"] = hits / with_lesion
             expected, _ = expected_random_hit_counts(feedback.lesions, self.grid, pending.block, self.cells)
             values["lesion_hit_rate_random"] = expected / with_lesion
-        names = list(values)
-        numbers = torch.stack([v.detach().float().reshape(()).to(reward.device) for v in values.values()]).tolist()
-        scalars = {n: x for n, x in zip(names, numbers) if x == x}  # NaN (undefined correlation) left out
-        return {**scalars, **plain}
+        return to_host(values, plain)  # NaN (an undefined correlation) left out
 
     def log_images(self) -> dict[str, torch.Tensor]:
         """The last batch's Q map as a colour heat map, one block of pixels per cell, scaled per image."""
         if self._last_q is None or self._last_size is None:
             return {}
-        return {"q_map": q_heat_map(self._last_q, self._last_size)}
+        return {"q_map": heat_map(self._last_q, self._last_size)}
 
     # Checkpoints --------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
         return {"network": self.network, "grid": self.grid, "downsample": self.downsample}
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.qnet is None:
-            raise RuntimeError("DQNMasker.setup() must be called before state_dict()")
-        return {
-            "generator": self.generator.get_state(),
-            "config": self._config(),
-            "qnet": {k: v.detach().clone() for k, v in self.qnet.state_dict().items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "scheduler": copy.deepcopy(self.scheduler.state_dict()),
-            "normalizer": self.normalizer.state_dict() if self.normalizer is not None else None,
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.qnet is None:
-            raise RuntimeError("DQNMasker.setup() must be called before load_state_dict()")
-        saved = state.get("config", {})
-        if saved and saved != self._config():
-            raise UserError(f"{WHAT}: the checkpoint's agent was built with {saved}, this run asks for {self._config()}")
-        super().load_state_dict(state)
-        self.qnet.load_state_dict(state["qnet"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.normalizer is not None and state.get("normalizer") is not None:
-            self.normalizer.load_state_dict(state["normalizer"])
-        self.updates = int(state.get("updates", 0))
-        self._pending = None
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@ cause; the masker sums it over the cells of a block (see :mod:`.geometry`). Two 
   about 0.67 M parameters. Its grid follows from the image size and the number of pools: five
   pools give G = 9 for 300 px images, as in the paper. For smaller images fewer pools are used so
   the map still has at least G x G cells (the six blocks, and so the parameters, stay the same).
-* :class:`LightQNetwork` — the default (about 60 k parameters): the image resized to a small side
-  (``downsample`` px), four convs (two strided), adaptive average pooling to G x G. It costs a few per cent of a ResNet-18
-  predictor's step, so learned masking is nearly as cheap as random masking.
+* ``light`` — the default (about 60 k parameters):
+  :class:`sslkit_plugins.maskers._cell_network.LightCellNetwork`, shared with ``hpm``'s loss
+  predictor: the image resized to a small side (``downsample`` px), four convs (two strided),
+  adaptive average pooling to G x G.
 """
 
 from __future__ import annotations
@@ -20,17 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslkit.models.flops import count_parameters  # noqa: F401  (re-exported for the tests)
-from sslkit.models.paper_unet import PaperBlock, paper_bottleneck_kernel
+from sslkit.models.paper_unet import PAPER_CHANNELS, PaperBlock, paper_bottleneck_kernel
+from sslkit_plugins.maskers._cell_network import LightCellNetwork
 
-from sslkit.models.paper_unet import PAPER_CHANNELS  # noqa: E402  (one definition, shared with the U-Net)
 PAPER_POOLS = 5
-
-
-def conv_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
-
-
 
 
 def pooled_size(size: int, pools: int) -> int:
@@ -79,38 +73,6 @@ class PaperQNetwork(nn.Module):
         return q
 
 
-class LightQNetwork(nn.Module):
-    """A small CNN on a downsampled copy of the image, pooled to the G x G grid.
-
-    The input is resized to ``max(downsample, 4 * grid)`` px so that the stride-4 feature map has
-    at least one position per cell; its receptive field (17 px of the resized image) sees a cell
-    and its neighbourhood, which is what the difficulty of reconstructing that cell depends on.
-    No batch normalisation: an image's Q map must not depend on the other images of its batch
-    (nor differ between training and validation mode); it also learned faster without in tests.
-    """
-
-    def __init__(self, in_chans: int = 1, grid: int = 8, downsample: int = 32, width: int = 16):
-        super().__init__()
-        self.grid = grid
-        self.side = max(int(downsample), 4 * grid)
-        self.features = nn.Sequential(
-            conv_relu(in_chans, width),
-            conv_relu(width, 2 * width, stride=2),
-            conv_relu(2 * width, 4 * width, stride=2),
-            conv_relu(4 * width, 4 * width),
-        )
-        self.head = nn.Conv2d(4 * width, 1, 1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images
-        if tuple(x.shape[-2:]) != (self.side, self.side):
-            x = F.interpolate(x, size=(self.side, self.side), mode="bilinear", align_corners=False, antialias=True)
-        q = self.head(self.features(x))
-        if tuple(q.shape[-2:]) != (self.grid, self.grid):
-            q = F.adaptive_avg_pool2d(q, self.grid)
-        return q
-
-
 def build_qnetwork(
     network: str, *, in_chans: int, image_size: tuple[int, int], grid: int, downsample: int = 32
 ) -> nn.Module:
@@ -119,6 +81,6 @@ def build_qnetwork(
         return PaperQNetwork(in_chans, pools=paper_pools_for(image_size, grid), grid=grid,
                              bottleneck_kernel=paper_bottleneck_kernel(min(image_size)))
     if network == "light":
-        return LightQNetwork(in_chans, grid=grid, downsample=downsample)
+        return LightCellNetwork(in_chans, grid=grid, downsample=downsample)
     raise ValueError(f"unknown Q-network '{network}'")
 

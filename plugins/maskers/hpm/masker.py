@@ -1,7 +1,7 @@
 """Built-in masker ``hpm``: Hard Patches Mining (Wang et al., CVPR 2023) for context prediction.
 
-A small loss predictor (``dqn``'s light CNN on a downsampled copy of the *unmasked* image) scores
-every cell of a G x G grid by how hard it will be to reconstruct. Each image hides
+A small loss predictor (the light per-cell CNN ``dqn`` also uses, on a downsampled copy of the
+*unmasked* image) scores every cell of a G x G grid by how hard it will be to reconstruct. Each image hides
 ``round(ratio * G**2)`` cells: a share ``alpha`` of them are the cells predicted hardest and the
 rest are drawn at random; ``alpha`` grows linearly from ``alpha_start`` to ``alpha_end`` over
 training (HPM's easy-to-hard schedule: early predictions are poor, so mostly random at first).
@@ -15,7 +15,6 @@ hidden cells are compared, since only their loss says how hard they are to infer
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslkit.errors import UserError
 from sslkit.masking import (
-    MaskerBase,
     MaskerContext,
     MaskFeedback,
     StepInfo,
@@ -34,12 +31,13 @@ from sslkit.masking import (
     lesion_hit_counts,
 )
 from sslkit.optimizers import build_optimizer
+from sslkit_plugins.maskers._cell_network import LightCellNetwork
+from sslkit_plugins.maskers._heat_map import heat_map
 from sslkit_plugins.maskers._learned import (
     Checks,
     cell_means,
     cells_to_pixel_masks,
     choose_cells,
-    heat_map,
     hidden_count,
     autocast_dtype,
     lesion_scalars,
@@ -49,7 +47,7 @@ from sslkit_plugins.maskers._learned import (
     seeded,
     to_host,
 )
-from sslkit_plugins.maskers.dqn.qnetwork import LightQNetwork
+from sslkit_plugins.maskers._learned_state import LearnedMaskerBase
 
 WHAT = "masker 'hpm'"
 
@@ -83,8 +81,12 @@ def ranking_loss(predicted: torch.Tensor, realised: torch.Tensor, hidden: torch.
     return (bce * weight).sum() / count, accuracy.detach()
 
 
-class HPMMasker(MaskerBase):
+class HPMMasker(LearnedMaskerBase):
     """The ``hpm`` masker; options are described in :data:`sslkit_plugins.maskers.hpm.OPTIONS`."""
+
+    WHAT = WHAT
+    STATE_PARTS = ("net", "optimizer")
+    SAVED_WITH = "the checkpoint's loss predictor was built with"
 
     def __init__(
         self,
@@ -118,15 +120,12 @@ class HPMMasker(MaskerBase):
         self.grid = grid_on_cells(self.own_grid, context)
         self.hidden = hidden_count(self.ratio, self.grid)
         Checks(WHAT).grid_fits(self.grid, tuple(context.image_size))
-        net = seeded(int(context.seed) * 7 + 2, lambda: LightQNetwork(context.in_chans, grid=self.grid, downsample=self.downsample))
+        net = seeded(int(context.seed) * 7 + 2, lambda: LightCellNetwork(context.in_chans, grid=self.grid, downsample=self.downsample))
         self.net = place(net, context)
         self.optimizer = build_optimizer(self.net.parameters(), "adam", lr=self.lr)
         self.dtype = autocast_dtype(context)
         self.updates = 0
         self._pending = None
-
-    def modules(self) -> list[nn.Module]:
-        return [self.net] if self.net is not None else []
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
         if self.net is None:
@@ -187,26 +186,3 @@ class HPMMasker(MaskerBase):
     # Checkpoints --------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
         return {"grid": self.grid, "downsample": self.downsample}
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.net is None:
-            raise RuntimeError("HPMMasker.setup() must be called before state_dict()")
-        return {
-            "generator": self.generator.get_state(),
-            "config": self._config(),
-            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.net is None:
-            raise RuntimeError("HPMMasker.setup() must be called before load_state_dict()")
-        saved = state.get("config", {})
-        if saved and saved != self._config():
-            raise UserError(f"{WHAT}: the checkpoint's loss predictor was built with {saved}, this run asks for {self._config()}")
-        super().load_state_dict(state)
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.updates = int(state.get("updates", 0))
-        self._pending = None

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslkit.errors import UserError
-from sslkit.masking import MaskerBase, MaskerContext, MaskFeedback, StepInfo, grid_on_cells, lesion_hit_counts
+from sslkit.masking import MaskerContext, MaskFeedback, StepInfo, grid_on_cells, lesion_hit_counts
+from sslkit_plugins.maskers._heat_map import heat_map
 from sslkit_plugins.maskers._learned import (
     Checks,
     cells_to_pixel_masks,
     choose_cells,
-    heat_map,
     hidden_count,
     lesion_scalars,
     random_cell_hit_counts,
@@ -37,6 +37,7 @@ from sslkit_plugins.maskers._learned import (
     own_autocast,
     to_host,
 )
+from sslkit_plugins.maskers._learned_state import LearnedMaskerBase
 
 WHAT = "masker 'saliency'"
 MEASURES = ("contrast", "norm")
@@ -58,8 +59,12 @@ def pick_level(reductions: list[int], image_size: tuple[int, int], grid: int) ->
     return fitting[-1] if fitting else 0
 
 
-class SaliencyMasker(MaskerBase):
+class SaliencyMasker(LearnedMaskerBase):
     """The ``saliency`` masker; options are described in :data:`sslkit_plugins.maskers.saliency.OPTIONS`."""
+
+    WHAT = WHAT
+    STATE_PARTS = ("teacher",)
+    SAVED_WITH = "the checkpoint's teacher was used with"
 
     def __init__(self, grid: int = 8, ratio: float = 0.6, random_share: float = 0.0, momentum: float = 0.99,
                  level: Any = "auto", measure: str = "contrast"):
@@ -104,9 +109,6 @@ class SaliencyMasker(MaskerBase):
         self._buffers = list(zip(self.teacher.buffers(), encoder.buffers()))
         self.updates = 0
         self._pending = None
-
-    def modules(self) -> list[nn.Module]:
-        return [self.teacher] if self.teacher is not None else []
 
     def saliency(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, N): the teacher's feature contrast (or norm) averaged over each cell."""
@@ -165,23 +167,5 @@ class SaliencyMasker(MaskerBase):
         return {"saliency_map": heat_map(*self._last_map)}
 
     # Checkpoints --------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        if self.teacher is None:
-            raise RuntimeError("SaliencyMasker.setup() must be called before state_dict()")
-        return {
-            "generator": self.generator.get_state(),
-            "config": {"grid": self.grid, "level": self.level},
-            "teacher": {k: v.detach().clone() for k, v in self.teacher.state_dict().items()},
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.teacher is None:
-            raise RuntimeError("SaliencyMasker.setup() must be called before load_state_dict()")
-        saved, ours = state.get("config", {}), {"grid": self.grid, "level": self.level}
-        if saved and saved != ours:
-            raise UserError(f"{WHAT}: the checkpoint's teacher was used with {saved}, this run asks for {ours}")
-        super().load_state_dict(state)
-        self.teacher.load_state_dict(state["teacher"])
-        self.updates = int(state.get("updates", 0))
-        self._pending = None
+    def _config(self) -> dict[str, Any]:
+        return {"grid": self.grid, "level": self.level}

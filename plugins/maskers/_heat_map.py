@@ -1,4 +1,9 @@
-"""The Q map as a picture: per-image [0, 1] normalisation and a perceptual colour map."""
+"""Per-cell (or per-pixel) maps as pictures for TensorBoard, shared by the learned maskers.
+
+``dqn``'s Q map, ``hpm``'s predicted difficulty, ``saliency``'s saliency and ``adios``'s soft masks
+are all shown the same way: scaled to [0, 1] per image (so every image uses the whole colour
+scale, whatever the map's units) and coloured with a perceptual colour map, cells kept sharp.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +32,10 @@ def normalize_per_image(maps: torch.Tensor) -> torch.Tensor:
     return (maps - low) / (high - low).clamp(min=1e-12)
 
 
-def q_heat_map(q: torch.Tensor, size: tuple[int, int], colormap: str = "inferno") -> torch.Tensor:
-    """(B, 1, G, G) cell values -> (B, 3, H, W) float RGB in [0, 1]; cells stay sharp (nearest)."""
-    scaled = normalize_per_image(q.detach().float())
+def heat_map(values: torch.Tensor, size: tuple[int, int], colormap: str = "inferno") -> torch.Tensor:
+    """(B, 1, h, w) values (a G x G cell map, or a map at image size) -> (B, 3, H, W) float RGB in
+    [0, 1], scaled per image; cells stay sharp (nearest upsampling)."""
+    scaled = normalize_per_image(values.detach().float())
     up = F.interpolate(scaled, size=size, mode="nearest")[:, 0]  # B,H,W
     index = (up * 255).round().long().clamp(0, 255)
-    return _lut(colormap, q.device)[index].permute(0, 3, 1, 2).contiguous()
+    return _lut(colormap, values.device)[index].permute(0, 3, 1, 2).contiguous()
