@@ -35,3 +35,8 @@ TASK_HELP = ("What fine-tuning learns: 'classification' (each image's class) or 
 DECODER_CHOICES = ("pretrained", "fresh")
 DECODER_HELP = ("Segmentation: 'pretrained' starts the decoder from the pretraining run's (its output layer new), "
                 "'fresh' from random weights of the same architecture. From scratch it is always fresh.")
+
+#: ``compare --keep-checkpoints``: what a finished pretraining keeps of its checkpoints (see
+#: :mod:`sslkit.pretraining.kept_checkpoints`); an unfinished one always keeps its full ``last.pt``.
+KEEP_CHECKPOINT_CHOICES = ("weights", "last", "none")
+DEFAULT_KEEP_CHECKPOINTS = "weights"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sslkit.choices import DEVICE_CHOICES, TASK_HELP
+from sslkit.choices import DEVICE_CHOICES, KEEP_CHECKPOINT_CHOICES, TASK_HELP
 from sslkit.comparison.config import SCRATCH_FULL_PROTOCOL, CompareConfig
 from sslkit.finetuning.protocols import (
     CLASS_WEIGHT_CHOICES,
@@ -176,6 +176,12 @@ def _seeds(text: str) -> list[int]:
               help="Where results.md, results.csv and results.png go.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="Where the cells' run directories (checkpoints) go; default OUT/runs.")
+@click.option("--keep-checkpoints", type=click.Choice(KEEP_CHECKPOINT_CHOICES), default=_D.keep_checkpoints,
+              show_default=True,
+              help="What a finished pretraining keeps of its checkpoints: 'weights' a weights-only weights.pt "
+                   "(about a third of the full checkpoint), 'last' the full resumable last.pt (optimiser state "
+                   "too), 'none' nothing; its exported encoder/ and decoder/ stay, and an unfinished pretraining "
+                   "always keeps its full checkpoint to resume from.")
 @click.option("--bootstrap-resamples", type=int, default=2000, show_default=True,
               help="Test-image resamples behind each 95 % interval of the paired differences.")
 @click.option("--stats-only", type=click.Path(file_okay=False, exists=True), default=None, metavar="OUT",
@@ -187,7 +193,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
                     seeds, labels, task, decoders, protocol, folds, pretrain_splits, positive_class, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
                     pretrain_epochs, pretrain_batch_size, pretrain_opts, finetune_epochs, finetune_batch_size,
                     finetune_lr, class_weights, encoder_lr_scale, select, standardize_features, device, workers,
-                    threads, jobs, out, runs_dir,
+                    threads, jobs, out, runs_dir, keep_checkpoints,
                     bootstrap_resamples, stats_only, quiet) -> None:
     """Compare maskers (and the from-scratch baseline) under one fine-tuning protocol.
 
@@ -214,7 +220,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
     import shlex
     import sys
 
-    from rich.console import Console
+    from sslkit.console import make_console
 
     from sslkit.cli import load_plugins_for
     from sslkit.comparison.config import CompareConfig
@@ -223,7 +229,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
     from sslkit.evaluation.reporting import summary_table
     from sslkit.options import parse_options
 
-    console = Console()
+    console = make_console()
     if stats_only is not None:
         done = recompute_statistics(stats_only, n_resamples=bootstrap_resamples)
         for table in differences_tables(done["differences"]):
@@ -247,7 +253,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
         finetune_batch_size=finetune_batch_size, finetune_lr=finetune_lr, class_weights=class_weights,
         encoder_lr_scale=encoder_lr_scale, select=select, standardize_features=standardize_features, device=device,
         workers=workers, threads=threads, jobs=jobs, out=out,
-        runs_dir=runs_dir, bootstrap_resamples=bootstrap_resamples,
+        runs_dir=runs_dir, keep_checkpoints=keep_checkpoints, bootstrap_resamples=bootstrap_resamples,
     )
     command = "sslkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
     from sslkit.stop_signals import signals_as_interrupts

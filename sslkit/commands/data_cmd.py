@@ -135,11 +135,11 @@ def audit_command(ctx: click.Context, spec: str | None, threshold: float, signat
 
 
 def _print_audit(report, picture) -> None:
-    from rich.console import Console
+    from sslkit.console import make_console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     table = Table(show_header=False, title=f"{escape(report.name)}: {report.images} images, "
                                           f"correlation >= {report.threshold:g} at {report.signature_size} px")
     table.add_column("what", style="bold")
@@ -179,11 +179,11 @@ def _short_name(source: str) -> str:
 
 
 def _print_report(report) -> None:
-    from rich.console import Console
+    from sslkit.console import make_console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     counts = Table(title=f"{escape(report.name)}: {report.total} images")
     counts.add_column("class", style="bold")
     splits = SPLIT_NAMES

@@ -52,13 +52,13 @@ def evaluate_command(ctx: click.Context, classifier, knn, encoder, data, split, 
     if not math.isfinite(temperature) or temperature < 0:  # -1 or nan would quietly become majority votes
         raise UserError(f"--temperature must be a positive number (or 0 for plain majority votes), got {temperature}")
 
-    from rich.console import Console
+    from sslkit.console import make_console
 
     from sslkit.cli import load_plugins_for
     from sslkit.engine.device import resolve_device
     from sslkit.runtime import cpu_threads
 
-    console = Console()
+    console = make_console()
     plugins = load_plugins_for(ctx)
     with cpu_threads(threads):
         _evaluate(console, plugins, classifier, knn, encoder, data, split, k, temperature, image_size, split_seed,

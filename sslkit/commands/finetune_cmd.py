@@ -109,14 +109,14 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
 
     from pathlib import Path
 
-    from rich.console import Console
+    from sslkit.console import make_console
 
     from sslkit.cli import load_plugins_for
     from sslkit.finetuning.run import FinetuneConfig, run_seeds
     from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
     from sslkit.options import parse_options
 
-    console = Console()
+    console = make_console()
     plugins = load_plugins_for(ctx)
     base = Path(out) if out else Path("runs") / f"finetune-{protocol or task}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = FinetuneConfig(

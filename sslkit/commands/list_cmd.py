@@ -51,7 +51,7 @@ def list_command(ctx: click.Context, kind: str, pattern: str, as_json: bool, sho
       sslkit list maskers dqn          (one entry: every option explained)
       sslkit list backbones 'resnet*'
     """
-    from rich.console import Console
+    from sslkit.console import make_console
     from rich.markup import escape
     from rich.table import Table
 
@@ -81,7 +81,7 @@ def list_command(ctx: click.Context, kind: str, pattern: str, as_json: bool, sho
     table.add_column(f"options ({opt_flag} key=value)", ratio=2)
     for e in entries:
         table.add_row(escape(e.name), escape(e.description), escape(e.plugin), escape(_options_summary(e)))
-    console = Console()
+    console = make_console()
     console.print(table)
     if show_options or (show_options is None and len(entries) == 1):
         for e in entries:

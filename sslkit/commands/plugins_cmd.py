@@ -17,7 +17,7 @@ def plugins_command(ctx: click.Context, as_json: bool, with_environment: bool) -
 
     A family (timm's models) is named, not listed: 'sslkit list backbones' lists its names.
     """
-    from rich.console import Console
+    from sslkit.console import make_console
     from rich.markup import escape
     from rich.table import Table
 
@@ -54,7 +54,7 @@ def plugins_command(ctx: click.Context, as_json: bool, with_environment: bool) -
         table.add_row(escape(row["name"]), escape(row["source"]), reg)
     for f in failures:
         table.add_row(f"[red]{f['name']}[/red]", f["source"], f"[red]failed: {f['error']}[/red]")
-    console = Console()
+    console = make_console()
     console.print(table)
     line = f"sslkit {environment['sslkit']}, torch {environment['torch']}"
     if with_environment:

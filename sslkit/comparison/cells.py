@@ -178,7 +178,12 @@ def read_cell(config: CompareConfig, cell: Cell) -> dict[str, Any] | None:
 
 def _pretrain(config: CompareConfig, cell: Cell, plugins, quiet: bool) -> dict[str, Any]:
     """Pretrain the cell's encoder, continuing an interrupted run from its checkpoint; a pretraining
-    already finished for another label budget (``pretrain.json``) is reused as is."""
+    already finished for another label budget (``pretrain.json``) is reused as is. One that
+    finishes here has its checkpoints cut down to ``--keep-checkpoints`` at once (an unfinished
+    one keeps its full ``last.pt``: nothing is pruned before ``pretrain.json`` is written)."""
+    from sslkit.pretraining.kept_checkpoints import keep_checkpoints
+    from sslkit.pretraining.train_state import checkpoint_path
+
     wanted = pretrain_config(config, cell, quiet=quiet)
     run_dir = Path(wanted.out)
     record_path = cell.pretrain_directory(config) / PRETRAIN_FILE
@@ -188,14 +193,21 @@ def _pretrain(config: CompareConfig, cell: Cell, plugins, quiet: bool) -> dict[s
             done = json.loads(record_path.read_text())
         except (OSError, json.JSONDecodeError):
             done = {}
-        if _comparable({"pretrain": done.get("fingerprint") or {}})["pretrain"] == want and (run_dir / "encoder").is_dir():
+        have = _comparable({"pretrain": done.get("fingerprint") or {}})["pretrain"]
+        if have == want and (run_dir / "encoder").is_dir():
             # the pretraining's own duration: the report counts it once per method and seed
             return {**done.get("final", {}), "_reused": True, "_seconds": float(done.get("seconds") or 0.0)}
+        if have != want and (run_dir / "encoder").is_dir() and not checkpoint_path(run_dir).is_file():
+            # a pruned run cannot be compared through its checkpoint: never train over it
+            raise UserError(f"'{run_dir}' holds a finished pretraining with other settings "
+                            f"({'; '.join(_differences(have, want)[:3])}); use another --runs-dir/--out or delete "
+                            "that folder")
     tick = time.perf_counter()
     final = _run_pretraining(config, wanted, run_dir, plugins, quiet)
     record = {"fingerprint": want, "seconds": time.perf_counter() - tick,
               "final": {k: v for k, v in final.items() if isinstance(v, (int, float, str, type(None)))}}
     atomic_write_text(record_path, json.dumps(record, indent=2, default=str))
+    keep_checkpoints(run_dir, config.keep_checkpoints)
     return {**record["final"], "_seconds": record["seconds"]}
 
 

@@ -11,19 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslkit.choices import DECODER_CHOICES, DEFAULT_TASK
+from sslkit.choices import DECODER_CHOICES, DEFAULT_KEEP_CHECKPOINTS, DEFAULT_TASK, KEEP_CHECKPOINT_CHOICES
 from sslkit.errors import UserError
+from sslkit.evaluation.reference_methods import (
+    BASELINES,
+    FRESH_DECODER_SUFFIX,
+    SCRATCH,
+    SCRATCH_FULL,
+    default_references,
+)
 from sslkit.finetuning.labels import LabelBudget, parse_label_budget
 from sslkit.options import check_backbone_options, check_seed
 from sslkit.runtime import check_threads
 
-SCRATCH = "scratch"
-SCRATCH_FULL = "scratch-full"
 #: the protocol ``scratch-full`` is fine-tuned under (every other cell uses ``--protocol``)
 SCRATCH_FULL_PROTOCOL = "full"
-BASELINES = (SCRATCH, SCRATCH_FULL)
-#: the methods every other is measured against, when present
-REFERENCES = (SCRATCH, SCRATCH_FULL, "random", "random-grid")
 CELL_FILE = "cell.json"
 PRETRAIN_FILE = "pretrain.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -35,9 +37,6 @@ _OWNED_PRETRAIN_KEYS = ("masker", "masker_options", "backbone", "backbone_option
                         "pretrain_splits")
 #: ``--folds`` by default: every labelled image is a test image once (1 keeps one split).
 DEFAULT_FOLDS = 5
-#: Segmentation: a method fine-tuned from its pretrained encoder with a fresh decoder is named
-#: METHOD + this suffix (it shares METHOD's pretraining).
-FRESH_DECODER_SUFFIX = "+fresh-decoder"
 #: compare's protocol when none is given: the paper's for classification (what the comparison
 #: reproduces), the task's own default otherwise.
 COMPARE_DEFAULT_PROTOCOLS = {"classification": "paper"}
@@ -106,6 +105,9 @@ class CompareConfig:
     out: str = "compare"
     runs_dir: str | None = None
     """Heavy run directories (checkpoints); default OUT/runs."""
+    keep_checkpoints: str = DEFAULT_KEEP_CHECKPOINTS
+    """What a finished pretraining keeps of its checkpoints: ``weights`` (a weights-only
+    ``weights.pt``), ``last`` (the full resumable ``last.pt``), ``none``; never changes a figure."""
     bootstrap_resamples: int = 2000
     """Resamples of the test images behind each 95 % interval."""
 
@@ -152,10 +154,7 @@ class CompareConfig:
     def references(self) -> tuple[str, ...]:
         """The methods every other is measured against, when present: the baselines, the simple
         maskers, and each method's fresh-decoder twin (so the pretrained decoder's worth is tested)."""
-        twins = tuple(m for m in self.pretrained_methods() if m.endswith(FRESH_DECODER_SUFFIX))
-        baselines = tuple(r for r in REFERENCES if r in BASELINES)
-        # twins before the maskers, so a masker is read as "pretrained decoder minus fresh decoder"
-        return baselines + twins + tuple(r for r in REFERENCES if r not in BASELINES)
+        return default_references(self.pretrained_methods())
 
     def fold_numbers(self) -> list[int]:
         return list(range(self.folds)) if self.folds > 1 else [0]
@@ -256,6 +255,9 @@ def validate(config: CompareConfig, plugins) -> None:
         from sslkit.pretraining.config import parse_splits
 
         parse_splits(config.pretrain_splits)
+    if config.keep_checkpoints not in KEEP_CHECKPOINT_CHOICES:
+        raise UserError(f"--keep-checkpoints must be one of {', '.join(KEEP_CHECKPOINT_CHOICES)}, "
+                        f"got '{config.keep_checkpoints}'")
     if config.bootstrap_resamples < 100:
         raise UserError(f"--bootstrap-resamples must be at least 100, got {config.bootstrap_resamples}")
     clash = sorted(set(config.pretrain_options) & set(_OWNED_PRETRAIN_KEYS))

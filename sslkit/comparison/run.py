@@ -90,6 +90,16 @@ def _fill_pretrain_seconds(config: CompareConfig, cell: Cell, record: dict[str, 
     record["pretrain_seconds"] = float(done.get("seconds") or 0.0)
 
 
+def _keep_checkpoints(config: CompareConfig, cells: list[Cell]) -> None:
+    """Cut every finished pretraining of ``cells`` down to ``--keep-checkpoints``: those reused
+    from an earlier run too (each just finished here already was, by its cell)."""
+    from sslkit.pretraining.kept_checkpoints import keep_checkpoints
+
+    for directory in dict.fromkeys(c.pretrain_directory(config) for c in cells if c.method not in BASELINES):
+        if (directory / PRETRAIN_FILE).is_file():  # finished; an unfinished one keeps what resuming needs
+            keep_checkpoints(directory / "pretrain", config.keep_checkpoints)
+
+
 def _eta(started: float, done: int, total: int) -> str:
     """``; about 12 min left`` from the mean time per finished cell so far (empty when done)."""
     if done >= total:
@@ -145,6 +155,7 @@ def _run_cells(config: CompareConfig, plugins, *, command: str, quiet: bool,
             say(f"[{number}/{len(todo)}] {what(cell)}")
             tick = time.perf_counter()
             finished(cell, run_cell(config, cell, plugins, quiet=quiet, say=say), number, time.perf_counter() - tick)
+    _keep_checkpoints(config, cells)
     order = sorted(cells, key=lambda c: ([budget_key(b) for b in config.budgets()].index(budget_key(c.labels)),
                                          config.methods().index(c.method), c.seed, c.fold))
     for cell in order:  # cells that reused a pretraining (another budget, fold or --jobs) name its duration

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.comparison.cells import cell_row
-from sslkit.comparison.config import DIFFERENCES_FILE, PREDICTIONS_FILE, REFERENCES, CompareConfig, budget_key
+from sslkit.comparison.config import DIFFERENCES_FILE, PREDICTIONS_FILE, CompareConfig, budget_key
+from sslkit.evaluation.reference_methods import REFERENCES
 from sslkit.errors import UserError
 from sslkit.fileio import atomic_write_text
 
@@ -127,18 +128,8 @@ def recompute_statistics(out: str | Path, *, n_resamples: int = 2000, seed: int 
     path = out / PREDICTIONS_FILE
     if not path.is_file():
         raise UserError(f"'{out}' has no {PREDICTIONS_FILE}; run sslkit compare with --out {out} first")
-    import csv
-
-    from sslkit.comparison.config import FRESH_DECODER_SUFFIX
-
-    with path.open(newline="") as handle:  # each fresh-decoder twin is its base's reference
-        twins = sorted({row.get("method", "") for row in csv.DictReader(handle)} - {""})
-    from sslkit.comparison.config import BASELINES
-
-    references = (tuple(r for r in REFERENCES if r in BASELINES) + tuple(m for m in twins if m.endswith(FRESH_DECODER_SUFFIX))
-                  + tuple(r for r in REFERENCES if r not in BASELINES))
-    try:
-        differences = compare_predictions(path, references, n_resamples=n_resamples, seed=seed)
+    try:  # the default references: compare's (sslkit.evaluation.reference_methods)
+        differences = compare_predictions(path, n_resamples=n_resamples, seed=seed)
     except ValueError as error:
         raise UserError(f"cannot recompute the statistics from '{path}': {error}") from None
     csv_path = write_differences_csv(out / DIFFERENCES_FILE, differences)

@@ -13,7 +13,7 @@ class TrainingProgress:
         self._task = None
         if not enabled:
             return
-        from rich.console import Console
+        from sslkit.console import make_console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -23,7 +23,7 @@ class TrainingProgress:
             TimeRemainingColumn,
         )
 
-        self.console = Console(stderr=True)
+        self.console = make_console(stderr=True)
         if done_steps >= total_steps:  # a finished run resumed: nothing to show progress of
             return
         self._progress = Progress(

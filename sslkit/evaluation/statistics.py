@@ -441,17 +441,22 @@ def reference_pairs(methods: Sequence[str], references: Sequence[str]) -> list[t
     return pairs
 
 
-def compare_predictions(path: str | Path, references: Sequence[str] = ("scratch", "random"), *,
+def compare_predictions(path: str | Path, references: Sequence[str] | None = None, *,
                         n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, list[Difference]]:
     """{label budget: differences} recomputed from a compare run's ``predictions.csv``.
 
     The documented way to redo the statistics (other references, more resamples) without
     retraining; ``sslkit compare --stats-only OUT`` calls it. The metrics are the file's task's:
-    classification's four, or segmentation's Dice, IoU and HD95 (lower is better).
+    classification's four, or segmentation's Dice, IoU and HD95 (lower is better). ``references``
+    defaults to ``sslkit compare``'s (:func:`~sslkit.evaluation.reference_methods.default_references`:
+    scratch, scratch-full, each fresh-decoder twin, random, random-grid, those present).
     """
+    from sslkit.evaluation.reference_methods import default_references
     from sslkit.evaluation.segmentation_metrics import SEGMENTATION_METRICS
 
     grouped, _ = read_predictions_csv(path)
+    if references is None:
+        references = default_references(m for by_method in grouped.values() for m in by_method)
     out = {}
     for budget, by_method in grouped.items():
         first = next(iter(next(iter(by_method.values())).values()))

@@ -4,7 +4,7 @@ Context prediction trains an encoder *and* a decoder that maps the encoder's fea
 to pixels; a lesion segmenter needs exactly such a decoder. Pretraining therefore exports it
 (``RUN/decoder/decoder.safetensors`` + ``decoder.json``: the skips it was built with and its
 output channels), and :func:`pretrained_decoder_state` reads it back; a run made before the
-export existed is read from its last checkpoint instead (weights only, never code).
+export existed is read from its last (or weights-only) checkpoint instead (weights only, never code).
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ def pretrained_decoder_state(run_dir: str | os.PathLike) -> tuple[dict[str, Any]
             return load_file(str(exported / WEIGHTS_NAME)), spec
         except Exception as error:  # corrupt or truncated
             raise UserError(f"cannot read the pretrained decoder in '{exported}': {error}") from None
-    checkpoint = run / "checkpoints" / "last.pt"
+    # the full last checkpoint, or the weights-only one a finished compare cell keeps
+    # (sslkit.pretraining.kept_checkpoints.WEIGHTS); both hold the predictor's weights under "model"
+    checkpoint = next((p for p in (run / "checkpoints" / n for n in ("last.pt", "weights.pt")) if p.is_file()),
+                      run / "checkpoints" / "last.pt")
     if checkpoint.is_file():
         from sslkit.safeload import safe_load
 

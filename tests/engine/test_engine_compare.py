@@ -180,6 +180,8 @@ def test_compare_end_to_end_with_the_real_engine(data, tmp_path, monkeypatch):
     assert "2 cell(s) run, 0 reused" in result.output
     assert "paired difference, 12 labels" in result.output
     assert (tmp_path / "runs" / "random" / "seed0" / "pretrain" / "encoder" / "encoder.json").is_file()
+    # --keep-checkpoints weights (default): the finished pretraining keeps a weights-only checkpoint
+    assert [p.name for p in (tmp_path / "runs" / "random" / "seed0" / "pretrain" / "checkpoints").iterdir()] == ["weights.pt"]
     again = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert "0 cell(s) run, 2 reused" in again.output
     stats = CliRunner().invoke(cli, ["compare", "--stats-only", str(tmp_path / "results"),

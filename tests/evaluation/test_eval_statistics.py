@@ -118,3 +118,38 @@ def test_statistics_recompute_from_a_predictions_file(tmp_path):
     assert set(diffs) == {("random", "scratch", metric) for metric in SCALAR_METRICS}
     assert diffs[("random", "scratch", "macro_f1")].verdict == "better"
     assert diffs[("random", "scratch", "accuracy")].seeds == 2
+
+
+@pytest.mark.parametrize("task", ["classification", "segmentation"])
+def test_the_library_default_references_are_the_ones_compare_reports(tmp_path, task):
+    """compare_predictions(path) pairs exactly as ``sslkit compare --stats-only`` and a compare
+    of those methods do: every baseline, random-grid and (segmentation) each fresh-decoder twin."""
+    from sslkit.comparison.config import CompareConfig
+    from sslkit.comparison.stats import recompute_statistics
+    from sslkit.evaluation.statistics import reference_pairs
+
+    maskers = ["random-grid", "dqn"]
+    config = CompareConfig(maskers=maskers, task=task, scratch_full=True)
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 30)
+    rows = []
+    for method in config.methods():
+        for seed in (0, 1):
+            scores = rng.uniform(size=30)
+            for i in range(30):
+                row = {"method": method, "labels": "100", "seed": seed, "image": f"im{i}", "label": int(labels[i])}
+                if task == "classification":
+                    row.update(prob_benign=1 - scores[i], prob_malignant=scores[i])
+                else:
+                    row.update(dice=scores[i], iou=scores[i] / 2, hd95=10 * scores[i], lesion_pixels=int(labels[i]) * 9)
+                rows.append(row)
+    write_predictions_csv(tmp_path / "predictions.csv", rows, ["benign", "malignant"])
+
+    library = compare_predictions(tmp_path / "predictions.csv", n_resamples=200)
+    stats_only = recompute_statistics(tmp_path, n_resamples=200)["differences"]
+    pairs = list(dict.fromkeys((d.method, d.reference) for d in library["100"]))
+    assert pairs == list(dict.fromkeys((d.method, d.reference) for d in stats_only["100"]))
+    assert pairs == reference_pairs(config.methods(), config.references())  # what the compare itself reports
+    assert {("dqn", "scratch-full"), ("dqn", "random-grid")} <= set(pairs)  # missed by the old default
+    if task == "segmentation":
+        assert ("dqn", "dqn+fresh-decoder") in pairs
