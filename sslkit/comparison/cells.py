@@ -14,17 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sslkit.comparison.config import (
-    BASELINES,
-    CELL_FILE,
-    CELL_FORMAT,
-    PRETRAIN_FILE,
-    SCRATCH_FULL,
-    SCRATCH_FULL_PROTOCOL,
-    Cell,
-    CompareConfig,
-    budget_key,
-)
+from sslkit.comparison.config import CELL_FILE, CELL_FORMAT, PRETRAIN_FILE, SCRATCH_FULL_PROTOCOL, Cell, CompareConfig, budget_key
+from sslkit.evaluation.reference_methods import BASELINES, SCRATCH_FULL
 from sslkit.engine.device import resolve_device, resolve_precision
 from sslkit.errors import UserError
 from sslkit.fileio import atomic_write_text

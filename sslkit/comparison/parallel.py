@@ -18,7 +18,8 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
-from sslkit.comparison.config import BASELINES, Cell, CompareConfig
+from sslkit.comparison.config import Cell, CompareConfig
+from sslkit.evaluation.reference_methods import BASELINES
 
 _WORKER_PLUGINS = None
 

@@ -9,15 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.comparison.cells import result_columns
-from sslkit.comparison.config import (
-    DIFFERENCES_FILE,
-    PREDICTIONS_FILE,
-    SCRATCH,
-    SCRATCH_FULL,
-    SCRATCH_FULL_PROTOCOL,
-    CompareConfig,
-    budget_key,
-)
+from sslkit.comparison.config import DIFFERENCES_FILE, PREDICTIONS_FILE, SCRATCH_FULL_PROTOCOL, CompareConfig, budget_key
+from sslkit.evaluation.reference_methods import SCRATCH, SCRATCH_FULL
 from sslkit.comparison.stats import (
     differences_markdown,
     predictions_by_budget,

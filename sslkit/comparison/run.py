@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sslkit.comparison.cells import cell_row, read_cell, run_cell
-from sslkit.comparison.config import BASELINES, PRETRAIN_FILE, Cell, CompareConfig, budget_key, prepare_splits, validate
+from sslkit.comparison.config import PRETRAIN_FILE, Cell, CompareConfig, budget_key, prepare_splits, validate
+from sslkit.evaluation.reference_methods import BASELINES
 from sslkit.comparison.report import load_average, write_results
 from sslkit.comparison.stats import pool_folds, summarise
 from sslkit.plugins import plugins_or_default
