@@ -7,7 +7,7 @@ import pytest
 
 from sslkit.commands.compare_cmd import compare_command
 from sslkit.commands.finetune_cmd import finetune_command
-from sslkit.finetuning.run import FinetuneConfig
+from sslkit.finetuning.config import FinetuneConfig
 from sslkit.errors import UserError
 from sslkit.finetuning.classifier import LinearHead, PaperHead, build_head
 from sslkit.finetuning.protocols import PROTOCOL_NAMES, PROTOCOLS, get_protocol
