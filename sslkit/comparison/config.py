@@ -218,7 +218,7 @@ def pretrain_settings(config: CompareConfig, cell: Cell, *, quiet: bool) -> dict
     splits = config.resolved_pretrain_splits()
     return {
         "masker": config.masker_of(cell.method),
-        "masker_options": dict(config.masker_options.get(cell.method, {})),
+        "masker_options": dict(config.masker_options.get(config.pretrain_method(cell.method), {})),
         "backbone": config.backbone,
         "backbone_options": dict(config.backbone_options),
         "data": config.data,

@@ -150,7 +150,7 @@ def test_the_backbone_name_is_written_once():
 
 #: CompareConfig setting -> (the config it hands the setting to, that config's field)
 SHARED_WITH = {
-    "data": ("PretrainConfig", "data"), "labels": ("FinetuneConfig", "labels"),
+    "data": ("PretrainConfig", "data"), "labels": ("FinetuneConfig", "labels"), "task": ("FinetuneConfig", "task"),
     "positive_class": ("FinetuneConfig", "positive_class"), "paper_splits": ("FinetuneConfig", "paper_splits"),
     "backbone": ("PretrainConfig", "backbone"), "image_size": ("PretrainConfig", "image_size"),
     "in_chans": ("PretrainConfig", "in_chans"), "split_seed": ("PretrainConfig", "split_seed"),
@@ -165,7 +165,7 @@ SHARED_WITH = {
 #: CompareConfig settings whose default differs from the one its cells' configs have, on purpose
 #: (each says why in its docstring), or that only compare has.
 OWN_DEFAULTS = {"maskers", "masker_options", "masker_aliases", "scratch", "scratch_full", "data_options", "seeds",
-                "protocol", "folds", "pretrain_splits", "backbone_options", "pretrain_options", "jobs", "out",
+                "decoders", "protocol", "folds", "pretrain_splits", "backbone_options", "pretrain_options", "jobs", "out",
                 "runs_dir", "bootstrap_resamples"}
 
 
