@@ -6,16 +6,20 @@ every option named like a field to that field, so the command line, the Python A
 files start from one set of defaults. The fine-tuning options both commands offer are defined
 once, in :func:`finetune_options`, each command passing its own config's defaults.
 
-Adding a fine-tuning setting (say ``task``) to both commands:
+Adding a fine-tuning setting (say ``label_smoothing``) to both commands:
 
 1. the field and its default in :class:`~sslkit.finetuning.config.FinetuneConfig`;
 2. the field in :class:`~sslkit.comparison.config.CompareConfig`, reading that default
-   (``task: str = FinetuneConfig.task``), and the line handing it to each cell in
-   :func:`sslkit.comparison.cells.finetune_config` (``task=config.task``);
-3. one ``click.option("--task", ..., default=defaults.task)`` in :func:`finetune_options`.
+   (``label_smoothing: float = FinetuneConfig.label_smoothing``) and listed in ``SHARED_WITH`` of
+   ``tests/core/test_core_defaults.py``, and the line handing it to each cell in
+   :func:`sslkit.comparison.cells.finetune_config` (``label_smoothing=config.label_smoothing``);
+3. one ``click.option("--label-smoothing", ..., default=defaults.label_smoothing)`` in
+   :func:`finetune_options` (or, for one command only, beside its other options with
+   ``default=_D.label_smoothing``).
 
 The commands' bodies need no edit; an option without a field is a ``TypeError`` the first time
-the command runs (the tests do), and a test checks that every default equals its field's.
+the command runs (the tests do), and tests check that every field has its option and every
+option's default is its field's.
 """
 
 from __future__ import annotations
