@@ -25,7 +25,7 @@ _LAZY = {
     "load_encoder": "sslkit.api",
     "PretrainResult": "sslkit.api",
     "PretrainConfig": "sslkit.pretraining.config",
-    "FinetuneConfig": "sslkit.finetuning.run",
+    "FinetuneConfig": "sslkit.finetuning.config",
     "FinetuneResult": "sslkit.finetuning.run",
     "CompareConfig": "sslkit.comparison.config",
     "CompareResult": "sslkit.comparison.run",

@@ -12,7 +12,7 @@
 
 Each function takes either keyword settings, named like the command's options with ``_`` for
 ``-`` (``batch_size=16``, ``masker_options={"size": 0.3}``), or one config object
-(:class:`~sslkit.pretraining.config.PretrainConfig`, :class:`~sslkit.finetuning.run.FinetuneConfig`,
+(:class:`~sslkit.pretraining.config.PretrainConfig`, :class:`~sslkit.finetuning.config.FinetuneConfig`,
 :class:`~sslkit.comparison.config.CompareConfig`). Those dataclasses are the one place the
 defaults live: the command line reads its defaults from them too (a test checks every option),
 so a script and a shell command with the same settings do the same thing. Keywords read better
@@ -39,7 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from sslkit.comparison.run import CompareResult
     from sslkit.comparison.config import CompareConfig
     from sslkit.pretraining.config import PretrainConfig
-    from sslkit.finetuning.run import FinetuneConfig, FinetuneResult
+    from sslkit.finetuning.config import FinetuneConfig
+    from sslkit.finetuning.run import FinetuneResult
     from sslkit.plugins import Plugins
 
 
@@ -98,7 +99,8 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
 def finetune(config: FinetuneConfig | None = None, *, plugins: Plugins | None = None,
              **settings: Any) -> FinetuneResult:
     """Fine-tune and score a classifier on an encoder, as ``sslkit finetune`` does (one seed)."""
-    from sslkit.finetuning.run import FinetuneConfig, run_finetuning
+    from sslkit.finetuning.config import FinetuneConfig
+    from sslkit.finetuning.run import run_finetuning
 
     return run_finetuning(_config(FinetuneConfig, config, settings, "sslkit.finetune()"), plugins)
 

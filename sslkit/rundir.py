@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sslkit.defaults import IMAGE_SIZE
 from sslkit.errors import UserError
 
 
@@ -52,5 +53,5 @@ def inherit_data_settings(
         data = run_config.get("data")
         options = options or dict(run_config.get("data_options") or {})
     seed = split_seed if split_seed is not None else int(run_config.get("split_seed", 0))
-    size = image_size if image_size is not None else int(run_config.get("image_size", 64))
+    size = image_size if image_size is not None else int(run_config.get("image_size", IMAGE_SIZE))
     return data, options, seed, size

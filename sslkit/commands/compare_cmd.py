@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import click
 
-from sslkit.choices import DEVICE_CHOICES, KEEP_CHECKPOINT_CHOICES, TASK_HELP
-from sslkit.comparison.config import SCRATCH_FULL_PROTOCOL, CompareConfig
+from sslkit.choices import KEEP_CHECKPOINT_CHOICES, TASK_HELP
+from sslkit.commands.shared_options import config_settings, finetune_options
+from sslkit.comparison.config import SCRATCH_FULL_PROTOCOL, CompareConfig, budget_key
 from sslkit.finetuning.protocols import (
-    CLASS_WEIGHT_CHOICES,
     DEFAULT_EPOCHS_HELP,
     FOLDS_HELP,
-    POSITIVE_CLASS_HELP,
     PROTOCOL_HELP,
     PROTOCOL_NAMES,
     PROTOCOLS,
-    SELECT_CHOICES,
 )
-from sslkit.runtime import THREADS_HELP
 
 #: The defaults are CompareConfig's, so the command and the library cannot drift apart.
 _D = CompareConfig()
+#: parameter name -> CompareConfig field, where they differ
+_RENAMES = {"data_opts": "data_options", "backbone_opts": "backbone_options", "pretrain_opts": "pretrain_options"}
+#: parameters that are no CompareConfig setting, or that the command converts itself
+_NOT_CONFIG = ("maskers", "masker_opts", "seeds", "labels", "decoders", "stats_only", "quiet")
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """``[0, 1, 2]`` -> ``3``, other lists -> ``0,4,7``: how ``--seeds`` writes them."""
+    return str(len(seeds)) if list(seeds) == list(range(len(seeds))) else ",".join(map(str, seeds))
 
 
 def parse_maskers(text: str) -> tuple[list[str], dict[str, str], dict[str, dict]]:
@@ -115,66 +121,60 @@ def _seeds(text: str) -> list[int]:
                    "another name with its own options, e.g. random-grid,dqn,dqn-masked=dqn:reward=masked.")
 @click.option("--masker-opt", "masker_opts", multiple=True, metavar="METHOD:KEY=VALUE",
               help="An option of one masker or alias (repeatable), e.g. dqn:block=2.")
-@click.option("--scratch/--no-scratch", default=True, show_default=True,
+@click.option("--scratch/--no-scratch", default=_D.scratch, show_default=True,
               help="Add the baseline: the same network with random weights, fine-tuned the same way.")
-@click.option("--scratch-full", is_flag=True,
+@click.option("--scratch-full", is_flag=True, default=_D.scratch_full,
               help="Add 'scratch-full': random weights fine-tuned end to end (--protocol full) on the same splits, "
                    "the strongest baseline without pretraining.")
-@click.option("--scratch-full-epochs", type=int, default=None, help=f"Epochs of scratch-full (default: {PROTOCOLS[SCRATCH_FULL_PROTOCOL].default_epochs}).")
-@click.option("--data", default=None, metavar="ADAPTER:LOCATION", help="Default: the embedded BUSI 64 px set.")
+@click.option("--scratch-full-epochs", type=int, default=_D.scratch_full_epochs,
+              help=f"Epochs of scratch-full (default: {PROTOCOLS[SCRATCH_FULL_PROTOCOL].default_epochs}).")
+@click.option("--data", default=_D.data, metavar="ADAPTER:LOCATION", help="Default: the embedded BUSI 64 px set.")
 @click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
               help="Dataset adapter option (repeatable), used by pretraining and fine-tuning alike.")
-@click.option("--seeds", default="3", show_default=True, metavar="N|S1,S2,...",
+@click.option("--seeds", default=_seeds_text(_D.seeds), show_default=True, metavar="N|S1,S2,...",
               help="How many seeds (0..N-1) or which ones; each seeds pretraining and fine-tuning.")
-@click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all[,...]",
+@click.option("--labels", default=",".join(budget_key(b) for b in _D.budgets()), show_default=True,
+              metavar="N|FRACTION|all[,...]",
               help="Labelled training images per fine-tuning run; several (20,50,100,all) add a label-efficiency "
                    "curve (label_efficiency.png), each pretraining is shared by every budget.")
 @click.option("--task", default=_D.task, show_default=True, metavar="NAME", help=TASK_HELP)
 @click.option("--decoders", default=",".join(_D.decoders), show_default=True, metavar="pretrained,fresh",
               help="--task segmentation: fine-tune each masker's encoder with its pretrained decoder (METHOD) and/or a "
                    "fresh one (METHOD+fresh-decoder; the same pretraining), so the decoder's pretraining is tested too.")
-@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default=None,
+@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default=_D.protocol,
               help="Fine-tuning protocol shared by every cell (default: paper for classification, else the task's "
                    "default, segmentation full). " + PROTOCOL_HELP)
 @click.option("--folds", type=int, default=_D.folds, show_default=True,
               help=FOLDS_HELP + " Pretraining runs once per method and seed, fine-tuning once per fold.")
-@click.option("--pretrain-splits", default=None, metavar="SPLITS",
+@click.option("--pretrain-splits", default=_D.pretrain_splits, metavar="SPLITS",
               help="Images pretraining sees without labels (all, train+val, ...). Default: all with --folds (the "
                    "held-out folds are seen unlabelled, the paper's setting; stated in results.md), else train+val.")
-@click.option("--positive-class", default=None, metavar="NAME", help=POSITIVE_CLASS_HELP)
-@click.option("--paper-splits/--no-paper-splits", default=None,
+@click.option("--paper-splits/--no-paper-splits", default=_D.paper_splits,
               help="The authors' balanced 100/100/100 splits for every cell. Default: on for --protocol paper when "
                    "the data allows, else the dataset's own splits.")
 @click.option("--backbone", default=_D.backbone, show_default=True)
 @click.option("--backbone-opt", "backbone_opts", multiple=True, metavar="KEY=VALUE")
 @click.option("--image-size", type=int, default=_D.image_size, show_default=True)
-@click.option("--in-chans", type=int, default=1, show_default=True)
-@click.option("--split-seed", type=int, default=0, show_default=True,
+@click.option("--in-chans", type=int, default=_D.in_chans, show_default=True)
+@click.option("--split-seed", type=int, default=_D.split_seed, show_default=True,
               help="Seed of generated train/val/test splits (the same for every cell).")
 @click.option("--pretrain-epochs", type=int, default=_D.pretrain_epochs, show_default=True,
-              help="Epochs of each pretraining (the recipe study's choice: 30).")
+              help="Epochs of each pretraining (the recipe study's choice, as sslkit pretrain's).")
 @click.option("--pretrain-batch-size", type=int, default=_D.pretrain_batch_size, show_default=True)
 @click.option("--pretrain-opt", "pretrain_opts", multiple=True, metavar="KEY=VALUE",
               help="Any other pretraining setting for every masker (repeatable), e.g. lr=0.001, loss=full.")
-@click.option("--finetune-epochs", type=int, default=None, help=DEFAULT_EPOCHS_HELP)
-@click.option("--finetune-batch-size", type=int, default=32, show_default=True)
-@click.option("--finetune-lr", type=float, default=1e-3, show_default=True)
-@click.option("--class-weights", type=click.Choice(CLASS_WEIGHT_CHOICES), default="auto", show_default=True)
-@click.option("--encoder-lr-scale", type=float, default=0.1, show_default=True, help="full protocol only.")
-@click.option("--select", type=click.Choice(SELECT_CHOICES), default="last", show_default=True)
-@click.option("--standardize-features/--no-standardize-features", default=True, show_default=True,
-              help="Frozen protocols: standardise the head's input with the labelled features' statistics "
-                   "(off: the raw features, as the authors' code).")
-@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=0, show_default=True, help=THREADS_HELP)
+@click.option("--finetune-epochs", type=int, default=_D.finetune_epochs, help=DEFAULT_EPOCHS_HELP)
+@click.option("--finetune-batch-size", type=int, default=_D.finetune_batch_size, show_default=True)
+@click.option("--finetune-lr", type=float, default=_D.finetune_lr, show_default=True,
+              help="Adam learning rate of the head.")
+@finetune_options(_D)
 @click.option("--jobs", type=int, default=_D.jobs, show_default=True,
               help="Run independent cells in this many processes (pretrainings first, then the fine-tuning cells); "
                    "the figures are the same as with 1. Faster only where cores are free: on a busy 2-core VM "
                    "--jobs 2 --threads 1 ran at 0.74-0.82x of --jobs 1 --threads 2 (benchmarks/bench_compare_jobs.py).")
-@click.option("--out", type=click.Path(file_okay=False), default="compare", show_default=True,
+@click.option("--out", type=click.Path(file_okay=False), default=_D.out, show_default=True,
               help="Where results.md, results.csv and results.png go.")
-@click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=_D.runs_dir,
               help="Where the cells' run directories (checkpoints) go; default OUT/runs.")
 @click.option("--keep-checkpoints", type=click.Choice(KEEP_CHECKPOINT_CHOICES), default=_D.keep_checkpoints,
               show_default=True,
@@ -182,19 +182,15 @@ def _seeds(text: str) -> list[int]:
                    "(about a third of the full checkpoint), 'last' the full resumable last.pt (optimiser state "
                    "too), 'none' nothing; its exported encoder/ and decoder/ stay, and an unfinished pretraining "
                    "always keeps its full checkpoint to resume from.")
-@click.option("--bootstrap-resamples", type=int, default=2000, show_default=True,
+@click.option("--bootstrap-resamples", type=int, default=_D.bootstrap_resamples, show_default=True,
               help="Test-image resamples behind each 95 % interval of the paired differences.")
 @click.option("--stats-only", type=click.Path(file_okay=False, exists=True), default=None, metavar="OUT",
               help="Only recompute the paired statistics of an earlier compare from OUT/predictions.csv "
                    "(no training; writes OUT/differences.csv and OUT/statistics.md).")
 @click.option("--quiet", is_flag=True, help="Only the cell lines and the table, no progress bars.")
 @click.pass_context
-def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_full, scratch_full_epochs, data, data_opts,
-                    seeds, labels, task, decoders, protocol, folds, pretrain_splits, positive_class, paper_splits, backbone, backbone_opts, image_size, in_chans, split_seed,
-                    pretrain_epochs, pretrain_batch_size, pretrain_opts, finetune_epochs, finetune_batch_size,
-                    finetune_lr, class_weights, encoder_lr_scale, select, standardize_features, device, workers,
-                    threads, jobs, out, runs_dir, keep_checkpoints,
-                    bootstrap_resamples, stats_only, quiet) -> None:
+def compare_command(ctx: click.Context, maskers: str, masker_opts: tuple[str, ...], seeds: str, labels: str,
+                    decoders: str, stats_only: str | None, quiet: bool, **_: object) -> None:
     """Compare maskers (and the from-scratch baseline) under one fine-tuning protocol.
 
     Every masker is pretrained once per seed, then every encoder is fine-tuned and scored; by
@@ -223,15 +219,13 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
     from sslkit.console import make_console
 
     from sslkit.cli import load_plugins_for
-    from sslkit.comparison.config import CompareConfig
     from sslkit.comparison.stats import recompute_statistics
     from sslkit.comparison.run import run_compare
     from sslkit.evaluation.reporting import summary_table
-    from sslkit.options import parse_options
 
     console = make_console()
     if stats_only is not None:
-        done = recompute_statistics(stats_only, n_resamples=bootstrap_resamples)
+        done = recompute_statistics(stats_only, n_resamples=ctx.params["bootstrap_resamples"])
         for table in differences_tables(done["differences"]):
             console.print(table)
         console.print(f"wrote {done['csv']}, {done['markdown']}", highlight=False)
@@ -240,21 +234,9 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
     options = _masker_options(masker_opts, names)
     for alias, values in alias_options.items():
         options[alias] = {**values, **options.get(alias, {})}
-    config = CompareConfig(
-        maskers=names, masker_options=options, masker_aliases=aliases, scratch=scratch, scratch_full=scratch_full,
-        scratch_full_epochs=scratch_full_epochs, data=data, data_options=parse_options(data_opts, "--data-opt"),
-        seeds=_seeds(seeds), labels=parse_label_list(labels), task=task,
-        decoders=[d.strip() for d in decoders.split(",") if d.strip()], protocol=protocol, paper_splits=paper_splits,
-        folds=folds, pretrain_splits=pretrain_splits, positive_class=positive_class,
-        backbone=backbone,
-        backbone_options=parse_options(backbone_opts, "--backbone-opt"), image_size=image_size, in_chans=in_chans,
-        split_seed=split_seed, pretrain_epochs=pretrain_epochs, pretrain_batch_size=pretrain_batch_size,
-        pretrain_options=parse_options(pretrain_opts, "--pretrain-opt"), finetune_epochs=finetune_epochs,
-        finetune_batch_size=finetune_batch_size, finetune_lr=finetune_lr, class_weights=class_weights,
-        encoder_lr_scale=encoder_lr_scale, select=select, standardize_features=standardize_features, device=device,
-        workers=workers, threads=threads, jobs=jobs, out=out,
-        runs_dir=runs_dir, keep_checkpoints=keep_checkpoints, bootstrap_resamples=bootstrap_resamples,
-    )
+    config = CompareConfig(**config_settings(ctx, CompareConfig, renames=_RENAMES, skip=_NOT_CONFIG),
+                           maskers=names, masker_options=options, masker_aliases=aliases, seeds=_seeds(seeds),
+                           labels=parse_label_list(labels), decoders=[d.strip() for d in decoders.split(",") if d.strip()])
     command = "sslkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
     from sslkit.stop_signals import signals_as_interrupts
 
@@ -263,7 +245,7 @@ def compare_command(ctx: click.Context, maskers, masker_opts, scratch, scratch_f
             result = run_compare(config, load_plugins_for(ctx), command=command, quiet=quiet,
                                  say=lambda text: console.print(f"[bold cyan]compare[/bold cyan] {text}", highlight=False))
     except KeyboardInterrupt as stopped:  # a pretraining cell saved its checkpoint; finished cells are on disk
-        where = runs_dir or f"{out}/runs"
+        where = config.runs_dir or f"{config.out}/runs"
         again = f": {command}" if command else " (the same options)"
         click.echo(f"Interrupted; finished cells and checkpoints are kept in {where}; continue by running the same "
                    f"command again, which reuses finished cells and resumes an interrupted pretraining{again}", err=True)

@@ -6,6 +6,7 @@ import click
 
 from sslkit.data.records import SPLIT_NAMES
 from sslkit.choices import DEVICE_CHOICES
+from sslkit.defaults import IMAGE_SIZE
 from sslkit.runtime import THREADS_HELP
 
 
@@ -20,7 +21,7 @@ from sslkit.runtime import THREADS_HELP
 @click.option("-k", "--k", "k", type=click.IntRange(min=1), default=20, show_default=True, help="k-NN: neighbours that vote.")
 @click.option("--temperature", type=float, default=0.07, show_default=True,
               help="k-NN: votes weigh exp(cosine / T); 0 gives plain majority votes.")
-@click.option("--image-size", type=int, default=None, help="k-NN: default the pretraining run's, else 64.")
+@click.option("--image-size", type=int, default=None, help=f"k-NN: default the pretraining run's, else {IMAGE_SIZE}.")
 @click.option("--split-seed", type=int, default=None, help="k-NN: default the pretraining run's, else 0.")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)

@@ -6,90 +6,66 @@ import time
 
 import click
 
-from sslkit.choices import DECODER_CHOICES, DECODER_HELP, DEFAULT_TASK, DEVICE_CHOICES, TASK_HELP
-from sslkit.runtime import THREADS_HELP
-from sslkit.finetuning.protocols import (
-    CLASS_WEIGHT_CHOICES,
-    DEFAULT_EPOCHS_HELP,
-    FOLDS_HELP,
-    LR_SCHEDULES,
-    POSITIVE_CLASS_HELP,
-    PROTOCOL_HELP,
-    PROTOCOL_NAMES,
-    SELECT_CHOICES,
-)
+from sslkit.choices import DECODER_CHOICES, DECODER_HELP, TASK_HELP
+from sslkit.commands.shared_options import config_settings, finetune_options
+from sslkit.defaults import BACKBONE, IMAGE_SIZE
+from sslkit.finetuning.config import FinetuneConfig
+from sslkit.finetuning.protocols import DEFAULT_EPOCHS_HELP, FOLDS_HELP, LR_SCHEDULES, PROTOCOL_HELP, PROTOCOL_NAMES
 
-def finetune_options(function):
-    """The options finetune shares with compare (one definition, one help text)."""
-    options = [
-        click.option("--task", default=DEFAULT_TASK, show_default=True, metavar="NAME", help=TASK_HELP),
-        click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default=None,
-                     help=PROTOCOL_HELP + " Default: the task's first (classification linear, segmentation full)."),
-        click.option("--labels", default="100", show_default=True, metavar="N|FRACTION|all",
-                     help="Labelled training images: a count (100), a fraction of the train split (0.1) or 'all'."),
-        click.option("--class-weights", type=click.Choice(CLASS_WEIGHT_CHOICES), default="auto", show_default=True,
-                     help="auto: loss weights 10*(1 - n_c/N) from the labelled counts (the paper's); none: unweighted."),
-        click.option("--batch-size", type=int, default=32, show_default=True),
-        click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate of the head."),
-        click.option("--weight-decay", type=float, default=0.0, show_default=True),
-        click.option("--encoder-lr-scale", type=float, default=0.1, show_default=True,
-                     help="full protocol: encoder learning rate = lr x this "
-                          "(0 keeps its weights; BatchNorm statistics still adapt)."),
-        click.option("--select", type=click.Choice(SELECT_CHOICES), default="last", show_default=True,
-                     help="Report the last epoch (the paper's) or the epoch with the best validation figure "
-                          "(classification: macro F1; segmentation: Dice)."),
-        click.option("--image-size", type=int, default=None, help="Default: the pretraining run's, else 64."),
-        click.option("--split-seed", type=int, default=None,
-                     help="Seed of generated train/val/test splits; default: the pretraining run's, else 0."),
-        click.option("--paper-splits/--no-paper-splits", default=None,
-                     help="The authors' splits: every split pooled, classes balanced to the smallest, stratified "
-                          "100 val and 100 test images, the rest train. Default: on for --protocol paper when the "
-                          "data allows (enough images, no patient groups), else the dataset's own splits."),
-        click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
-                     help="paper: MultiStepLR x0.33 at 75 % and 87.5 % of the epochs. Default: paper for "
-                          "--protocol paper, else none."),
-        click.option("--standardize-features/--no-standardize-features", default=True, show_default=True,
-                     help="Frozen protocols: standardise the head's input per channel with the labelled training "
-                          "features' mean and std, so a random encoder's feature scale cannot collapse the head."),
-        click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True),
-        click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes."),
-        click.option("--threads", type=int, default=0, show_default=True, help=THREADS_HELP),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+#: Every default is FinetuneConfig's, so the command and ``sslkit.finetune()`` cannot drift apart.
+_D = FinetuneConfig()
+#: parameter name -> FinetuneConfig field, where they differ
+_RENAMES = {"backbone_opts": "backbone_options", "data_opts": "data_options"}
+#: parameters that are no FinetuneConfig setting
+_NOT_CONFIG = ("seeds",)
 
 
 @click.command("finetune")
-@click.option("--encoder", "encoder", type=click.Path(), default=None,
+@click.option("--encoder", "encoder", type=click.Path(), default=_D.encoder,
               help="Pretraining run dir, exported encoder dir, or its encoder.json.")
-@click.option("--from-scratch", is_flag=True,
+@click.option("--from-scratch", is_flag=True, default=_D.from_scratch,
               help="Same network with random weights: the baseline (backbone from --encoder's spec or --backbone).")
-@click.option("--backbone", default=None, help="With --from-scratch and no --encoder (default resnet18).")
-@click.option("--backbone-opt", "backbone_opts", multiple=True, metavar="KEY=VALUE", help="Backbone option (repeatable).")
-@click.option("--in-chans", type=int, default=None, help="With --backbone: input channels (default 1).")
-@click.option("--data", default=None, metavar="ADAPTER:LOCATION",
+@click.option("--backbone", default=_D.backbone, help=f"With --from-scratch and no --encoder (default {BACKBONE}).")
+@click.option("--backbone-opt", "backbone_opts", multiple=True, metavar="KEY=VALUE",
+              help="Backbone option (repeatable).")
+@click.option("--in-chans", type=int, default=_D.in_chans, help="With --backbone: input channels (default 1).")
+@click.option("--data", default=_D.data, metavar="ADAPTER:LOCATION",
               help="Default: the pretraining run's data, else the embedded BUSI 64 px set.")
 @click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
               help="Dataset adapter option (repeatable); default: the pretraining run's, when --data is not given.")
-@finetune_options
-@click.option("--decoder", type=click.Choice(DECODER_CHOICES), default="pretrained", show_default=True,
+@click.option("--task", default=_D.task, show_default=True, metavar="NAME", help=TASK_HELP)
+@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default=_D.protocol,
+              help=PROTOCOL_HELP + " Default: the task's first (classification linear, segmentation full).")
+@click.option("--labels", default=str(_D.labels), show_default=True, metavar="N|FRACTION|all",
+              help="Labelled training images: a count (100), a fraction of the train split (0.1) or 'all'.")
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--lr", type=float, default=_D.lr, show_default=True, help="Adam learning rate of the head.")
+@click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True)
+@click.option("--image-size", type=int, default=_D.image_size,
+              help=f"Default: the pretraining run's, else {IMAGE_SIZE}.")
+@click.option("--split-seed", type=int, default=_D.split_seed,
+              help="Seed of generated train/val/test splits; default: the pretraining run's, else 0.")
+@click.option("--paper-splits/--no-paper-splits", default=_D.paper_splits,
+              help="The authors' splits: every split pooled, classes balanced to the smallest, stratified "
+                   "100 val and 100 test images, the rest train. Default: on for --protocol paper when the "
+                   "data allows (enough images, no patient groups), else the dataset's own splits.")
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=_D.lr_schedule,
+              help="paper: MultiStepLR x0.33 at 75 % and 87.5 % of the epochs. Default: paper for "
+                   "--protocol paper, else none.")
+@finetune_options(_D)
+@click.option("--decoder", type=click.Choice(DECODER_CHOICES), default=_D.decoder, show_default=True,
               help=DECODER_HELP)
-@click.option("--folds", type=int, default=1, show_default=True,
+@click.option("--folds", type=int, default=_D.folds, show_default=True,
               help=FOLDS_HELP + " Writes OUT/foldF, OUT/oof_predictions.csv and OUT/oof_metrics.json.")
-@click.option("--positive-class", default=None, metavar="NAME", help=POSITIVE_CLASS_HELP)
-@click.option("--epochs", type=int, default=None, help=DEFAULT_EPOCHS_HELP)
-@click.option("--seed", type=int, default=0, show_default=True, help="Label draw, head init and shuffling.")
+@click.option("--epochs", type=int, default=_D.epochs, help=DEFAULT_EPOCHS_HELP)
+@click.option("--seed", type=int, default=_D.seed, show_default=True, help="Label draw, head init and shuffling.")
 @click.option("--seeds", type=int, default=1, show_default=True,
               help="Run this many seeds (seed, seed+1, ...) into OUT/seedN and print mean ± std.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+@click.option("--out", type=click.Path(file_okay=False), default=_D.out,
               help="Run directory (default runs/finetune-PROTOCOL-TIME).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, default=_D.quiet, help="No progress bar.")
 @click.pass_context
-def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbone_opts, in_chans, data, data_opts, task,
-                     protocol, labels, class_weights, batch_size, lr, weight_decay, encoder_lr_scale, select, image_size,
-                     split_seed, paper_splits, lr_schedule, standardize_features, device, workers, threads, decoder,
-                     folds, positive_class, epochs, seed, seeds, out, quiet) -> None:
+def finetune_command(ctx: click.Context, seeds: int, **_: object) -> None:
     """Fine-tune on few labels: a classifier (accuracy, macro F1, AUROC, balanced accuracy) or a
     lesion segmenter (--task segmentation: Dice, IoU, HD95).
 
@@ -112,25 +88,16 @@ def finetune_command(ctx: click.Context, encoder, from_scratch, backbone, backbo
     from sslkit.console import make_console
 
     from sslkit.cli import load_plugins_for
-    from sslkit.finetuning.run import FinetuneConfig, run_seeds
+    from sslkit.finetuning.run import run_seeds
     from sslkit.evaluation.reporting import aggregate, print_metrics, summary_table
-    from sslkit.options import parse_options
 
     console = make_console()
     plugins = load_plugins_for(ctx)
-    base = Path(out) if out else Path("runs") / f"finetune-{protocol or task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    config = FinetuneConfig(
-        encoder=encoder, from_scratch=from_scratch, backbone=backbone,
-        backbone_options=parse_options(backbone_opts, "--backbone-opt"), in_chans=in_chans, data=data,
-        data_options=parse_options(data_opts, "--data-opt"),
-        task=task, protocol=protocol, decoder=decoder, labels=labels, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, encoder_lr_scale=encoder_lr_scale, class_weights=class_weights,
-        select=select, seed=seed, split_seed=split_seed, image_size=image_size,
-        paper_splits=paper_splits, lr_schedule=lr_schedule, standardize_features=standardize_features,
-        workers=workers, device=device, threads=threads, out=str(base), quiet=quiet, folds=folds,
-        positive_class=positive_class,
-    )
-    if folds != 1:
+    config = FinetuneConfig(**config_settings(ctx, FinetuneConfig, renames=_RENAMES, skip=_NOT_CONFIG))
+    from_scratch = config.from_scratch
+    config.out = str(Path(config.out) if config.out else
+                     Path("runs") / f"finetune-{config.protocol or config.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if config.folds != 1:
         _run_folds_command(console, config, seeds, plugins, from_scratch)
         return
     rows = []

@@ -14,7 +14,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sslkit.comparison.config import CELL_FILE, CELL_FORMAT, PRETRAIN_FILE, SCRATCH_FULL_PROTOCOL, Cell, CompareConfig, budget_key
+from sslkit.comparison.config import (
+    CELL_FILE,
+    CELL_FORMAT,
+    PRETRAIN_FILE,
+    SCRATCH_FULL_PROTOCOL,
+    Cell,
+    CompareConfig,
+    budget_key,
+    pretrain_settings,
+)
 from sslkit.evaluation.reference_methods import BASELINES, SCRATCH_FULL
 from sslkit.engine.device import resolve_device, resolve_precision
 from sslkit.errors import UserError
@@ -30,27 +39,7 @@ SEGMENTATION_PRETRAIN_SKIPS = "all"
 def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
     from sslkit.pretraining.config import PretrainConfig
 
-    values = {
-        **config.pretrain_options,
-        "masker": config.masker_of(cell.method),
-        "masker_options": dict(config.masker_options.get(cell.method, {})),
-        "backbone": config.backbone,
-        "backbone_options": dict(config.backbone_options),
-        "data": config.data,
-        "data_options": dict(config.data_options),
-        "image_size": config.image_size,
-        "in_chans": config.in_chans,
-        "split_seed": config.split_seed,
-        "epochs": config.pretrain_epochs,
-        "batch_size": config.pretrain_batch_size,
-        "seed": cell.seed,
-        "out": str(cell.pretrain_directory(config) / "pretrain"),
-        "device": config.device,
-        "workers": config.workers,
-        "quiet": quiet,
-    }
-    if config.resolved_pretrain_splits() is not None:
-        values["pretrain_splits"] = config.resolved_pretrain_splits()
+    values = {**config.pretrain_options, **pretrain_settings(config, cell, quiet=quiet)}
     if config.segmenting() and "decoder_skips" not in config.pretrain_options:
         # the decoder is what a segmentation reuses: a U-Net, as its scratch cells get (--pretrain-opt overrides)
         values["decoder_skips"] = SEGMENTATION_PRETRAIN_SKIPS
@@ -58,7 +47,7 @@ def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
 
 
 def finetune_config(config: CompareConfig, cell: Cell, *, quiet: bool):
-    from sslkit.finetuning.run import FinetuneConfig
+    from sslkit.finetuning.config import FinetuneConfig
 
     scratch = cell.method in BASELINES
     full = cell.method == SCRATCH_FULL
@@ -118,7 +107,7 @@ def _with_new_defaults(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
 
         defaults = PretrainConfig().to_dict()
     else:
-        from sslkit.finetuning.run import FinetuneConfig
+        from sslkit.finetuning.config import FinetuneConfig
 
         defaults = dataclasses.asdict(FinetuneConfig())
     missing = {k: v for k, v in _result_settings(defaults).items() if k not in settings}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslkit.choices import DECODER_CHOICES, DEFAULT_KEEP_CHECKPOINTS, DEFAULT_TASK, KEEP_CHECKPOINT_CHOICES
+from sslkit.choices import DECODER_CHOICES, DEFAULT_KEEP_CHECKPOINTS, KEEP_CHECKPOINT_CHOICES
 from sslkit.errors import UserError
 from sslkit.evaluation.reference_methods import (
     BASELINES,
@@ -20,7 +20,9 @@ from sslkit.evaluation.reference_methods import (
     SCRATCH_FULL,
     default_references,
 )
+from sslkit.finetuning.config import TASK_DEFAULT_PROTOCOLS, FinetuneConfig
 from sslkit.finetuning.labels import LabelBudget, parse_label_budget
+from sslkit.pretraining.config import PretrainConfig
 from sslkit.options import check_backbone_options, check_seed
 from sslkit.runtime import check_threads
 
@@ -31,10 +33,6 @@ PRETRAIN_FILE = "pretrain.json"
 PREDICTIONS_FILE = "predictions.csv"
 DIFFERENCES_FILE = "differences.csv"
 CELL_FORMAT = "sslkit-compare-cell/2"
-#: Pretraining settings compare owns (the rest can be set with ``pretrain_options``).
-_OWNED_PRETRAIN_KEYS = ("masker", "masker_options", "backbone", "backbone_options", "data", "data_options", "image_size",
-                        "in_chans", "split_seed", "epochs", "batch_size", "seed", "out", "device", "workers", "quiet",
-                        "pretrain_splits")
 #: ``--folds`` by default: every labelled image is a test image once (1 keeps one split).
 DEFAULT_FOLDS = 5
 #: compare's protocol when none is given: the paper's for classification (what the comparison
@@ -44,6 +42,16 @@ COMPARE_DEFAULT_PROTOCOLS = {"classification": "paper"}
 
 @dataclass
 class CompareConfig:
+    """Every setting of one comparison (``sslkit compare``'s options, ``sslkit.compare()``'s keywords).
+
+    A setting compare hands on to each cell's pretraining or fine-tuning reads its default from
+    :class:`~sslkit.pretraining.config.PretrainConfig` or
+    :class:`~sslkit.finetuning.config.FinetuneConfig` (``= FinetuneConfig.lr``: the value, never a
+    copy), so a comparison starts from the settings ``sslkit pretrain`` and ``sslkit finetune``
+    start from; the few defaults that differ on purpose say why. :func:`pretrain_settings` and
+    :func:`sslkit.comparison.cells.finetune_config` build each cell's two configs from these.
+    """
+
     maskers: list[str] = field(default_factory=lambda: ["random-grid", "dqn"])
     """Method names: masker names, or aliases declared in ``masker_aliases``."""
     masker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -53,52 +61,57 @@ class CompareConfig:
     scratch: bool = True
     scratch_full: bool = False
     """Add ``scratch-full``: random weights fine-tuned under ``--protocol full`` on the same splits."""
-    scratch_full_epochs: int | None = None
+    scratch_full_epochs: int | None = FinetuneConfig.epochs
     """Epochs of ``scratch-full`` (None: the full protocol's default)."""
-    data: str | None = None
+    data: str | None = PretrainConfig.data
     data_options: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    labels: LabelBudget | list[LabelBudget] = 100
+    labels: LabelBudget | list[LabelBudget] = FinetuneConfig.labels
     """One label budget or several (``--labels 20,50,100,all``: a label-efficiency curve)."""
-    task: str = DEFAULT_TASK
+    task: str = FinetuneConfig.task
     """What the fine-tuning learns (``classification``, ``segmentation``, a plugin's task)."""
     decoders: list[str] = field(default_factory=lambda: list(DECODER_CHOICES))
     """Segmentation: each pretrained method fine-tuned with its pretrained decoder (``pretrained``,
     named METHOD) and/or a fresh one (``fresh``, named METHOD+fresh-decoder), sharing one pretraining."""
     protocol: str | None = None
-    """None: ``paper`` for classification, else the task's default (segmentation ``full``)."""
+    """None: ``paper`` for classification, else the task's default (segmentation ``full``). For
+    classification not fine-tuning's default (``linear``, the quick probe) on purpose: a comparison
+    measures pretraining under the protocol whose figures the paper reports
+    (:data:`COMPARE_DEFAULT_PROTOCOLS`)."""
     folds: int = DEFAULT_FOLDS
     """K >= 3: grouped, stratified K-fold over the labelled pool (every image tested once, twins and
-    patients kept together), statistics over every out-of-fold prediction; 1: one split."""
+    patients kept together), statistics over every out-of-fold prediction; 1: one split. Not
+    fine-tuning's default (1, one quick split) on purpose: the paired statistics between methods
+    then rest on every labelled image, not on one small test split."""
     pretrain_splits: str | None = None
     """Images each pretraining sees (without labels); None: ``all`` with folds (the paper's setting:
     pretraining runs once per method and seed, so the held-out folds are seen unlabelled), else
-    pretraining's own default ``train+val``."""
-    positive_class: str | None = None
+    pretraining's own default (:attr:`PretrainConfig.pretrain_splits`)."""
+    positive_class: str | None = FinetuneConfig.positive_class
     """Class of the sensitivity at 90 % specificity (default: binary class 1, else 'malignant')."""
-    paper_splits: bool | None = None
+    paper_splits: bool | None = FinetuneConfig.paper_splits
     """The authors' balanced 100/100/100 splits for every cell (scratch-full too); None = on for
     ``--protocol paper`` when the data allows, decided once before any cell runs."""
-    backbone: str = "resnet18"
+    backbone: str = PretrainConfig.backbone
     backbone_options: dict[str, Any] = field(default_factory=dict)
-    image_size: int = 64
-    in_chans: int = 1
-    split_seed: int = 0
-    pretrain_epochs: int = 30
-    pretrain_batch_size: int = 32
+    image_size: int = PretrainConfig.image_size
+    in_chans: int = PretrainConfig.in_chans
+    split_seed: int = PretrainConfig.split_seed
+    pretrain_epochs: int = PretrainConfig.epochs
+    pretrain_batch_size: int = PretrainConfig.batch_size
     pretrain_options: dict[str, Any] = field(default_factory=dict)
     """Further PretrainConfig fields (lr, loss, precision, ...), the same for every masker."""
-    finetune_epochs: int | None = None
-    finetune_batch_size: int = 32
-    finetune_lr: float = 1e-3
-    class_weights: str = "auto"
-    encoder_lr_scale: float = 0.1
-    select: str = "last"
-    standardize_features: bool = True
+    finetune_epochs: int | None = FinetuneConfig.epochs
+    finetune_batch_size: int = FinetuneConfig.batch_size
+    finetune_lr: float = FinetuneConfig.lr
+    class_weights: str = FinetuneConfig.class_weights
+    encoder_lr_scale: float = FinetuneConfig.encoder_lr_scale
+    select: str = FinetuneConfig.select
+    standardize_features: bool = FinetuneConfig.standardize_features
     """Frozen protocols: standardise the head's input (see ``sslkit finetune --help``)."""
-    device: str = "auto"
-    workers: int = 0
-    threads: int = 0
+    device: str = PretrainConfig.device
+    workers: int = PretrainConfig.workers
+    threads: int = PretrainConfig.threads
     """torch CPU threads (0: automatic, :func:`sslkit.runtime.default_threads`); 1 is often fastest on a busy shared machine."""
     jobs: int = 1
     """Cells run in this many worker processes (``--jobs``); the figures do not depend on it."""
@@ -141,8 +154,6 @@ class CompareConfig:
             return self.protocol
         if self.task in COMPARE_DEFAULT_PROTOCOLS:
             return COMPARE_DEFAULT_PROTOCOLS[self.task]
-        from sslkit.finetuning.run import TASK_DEFAULT_PROTOCOLS
-
         return TASK_DEFAULT_PROTOCOLS.get(self.task) or self.task_plugin(plugins).protocols[0]
 
     def task_plugin(self, plugins=None):
@@ -198,6 +209,35 @@ class Cell:
     def directory(self, config: CompareConfig) -> Path:
         budget = self.method_directory(config) / f"labels{budget_key(self.labels)}"
         return budget / f"fold{self.fold}" if config.folds > 1 else budget
+
+
+def pretrain_settings(config: CompareConfig, cell: Cell, *, quiet: bool) -> dict[str, Any]:
+    """The :class:`~sslkit.pretraining.config.PretrainConfig` settings compare gives ``cell``'s
+    pretraining itself; ``--pretrain-opt`` may set any other (these keys refuse it)."""
+    splits = config.resolved_pretrain_splits()
+    return {
+        "masker": config.masker_of(cell.method),
+        "masker_options": dict(config.masker_options.get(config.pretrain_method(cell.method), {})),
+        "backbone": config.backbone,
+        "backbone_options": dict(config.backbone_options),
+        "data": config.data,
+        "data_options": dict(config.data_options),
+        "image_size": config.image_size,
+        "in_chans": config.in_chans,
+        "split_seed": config.split_seed,
+        "epochs": config.pretrain_epochs,
+        "batch_size": config.pretrain_batch_size,
+        "seed": cell.seed,
+        "out": str(cell.pretrain_directory(config) / "pretrain"),
+        "device": config.device,
+        "workers": config.workers,
+        "quiet": quiet,
+        "pretrain_splits": splits if splits is not None else PretrainConfig.pretrain_splits,
+    }
+
+
+#: The pretraining settings compare owns: the keys :func:`pretrain_settings` sets, read from it.
+_OWNED_PRETRAIN_KEYS = tuple(pretrain_settings(CompareConfig(), Cell("", 0), quiet=True))
 
 
 def validate(config: CompareConfig, plugins) -> None:

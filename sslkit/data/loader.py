@@ -28,6 +28,7 @@ import torch
 
 from sslkit.data.records import ArrayImage, BadImage, DatasetSplits, Record
 from sslkit.data.transforms import SamplePipeline, resolve_transform
+from sslkit.defaults import IMAGE_SIZE
 from sslkit.errors import UserError
 from sslkit.seeding import derive_seed
 
@@ -285,7 +286,7 @@ def make_loader(
     splits: Sequence[str] = ("train",),
     *,
     purpose: str = "pretrain",
-    image_size: int = 64,
+    image_size: int = IMAGE_SIZE,
     in_chans: int = 1,
     batch_size: int = 32,
     workers: int = 0,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from sslkit.defaults import IMAGE_SIZE
 from sslkit.evaluation.features import deepest_features, global_pool
 from sslkit.evaluation.metrics import Metrics, classification_metrics
 
@@ -116,7 +117,7 @@ def knn_on_dataset(
     query_split: str = "test",
     k: int = 20,
     temperature: float = 0.07,
-    image_size: int = 64,
+    image_size: int = IMAGE_SIZE,
     in_chans: int | None = None,
     batch_size: int = 64,
     workers: int = 0,

@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sslkit.finetuning.run import FinetuneConfig, FinetuneResult, run_finetuning
+from sslkit.finetuning.config import FinetuneConfig
+from sslkit.finetuning.run import FinetuneResult, run_finetuning
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics, classification_metrics
 from sslkit.fileio import atomic_write_text

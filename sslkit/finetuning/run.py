@@ -23,28 +23,30 @@ Run directory: ``config.yaml``, ``classifier/`` (reloadable), ``metrics.json``/`
 (val and test), ``predictions.csv`` (test image ids, labels, class probabilities),
 ``history.csv`` (per epoch), ``tensorboard/``.
 
-This module holds the settings and the run from data to scores; the training loops are in
-:mod:`sslkit.finetuning.loop`, the run directory's files in :mod:`sslkit.finetuning.files`,
-the protocol table in :mod:`sslkit.finetuning.protocols`.
+This module holds the run from data to scores; the settings are in
+:mod:`sslkit.finetuning.config`, the training loops in :mod:`sslkit.finetuning.loop`, the run
+directory's files in :mod:`sslkit.finetuning.files`, the protocol table in
+:mod:`sslkit.finetuning.protocols`.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 
 from sslkit.choices import DECODER_CHOICES, DEFAULT_TASK
+from sslkit.defaults import BACKBONE
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics
+from sslkit.finetuning.config import FinetuneConfig
 from sslkit.finetuning.files import write_run
-from sslkit.finetuning.labels import LabelBudget, parse_label_budget, select_records
+from sslkit.finetuning.labels import parse_label_budget, select_records
 from sslkit.finetuning.loop import Recorder
 from sslkit.finetuning.protocols import CLASS_WEIGHT_CHOICES, LR_SCHEDULES, SELECT_CHOICES, check_trainable, get_protocol
 from sslkit.finetuning.tasks import check_protocol, get_task
@@ -52,89 +54,6 @@ from sslkit.fileio import atomic_write_text
 from sslkit.options import check_backbone_options, check_seed
 from sslkit.rundir import inherit_data_settings, locate_encoder
 from sslkit.runtime import check_threads, cpu_threads
-
-
-#: The built-in tasks' default protocols, so resolving a default does not load every plugin.
-TASK_DEFAULT_PROTOCOLS = {"classification": "linear", "segmentation": "full"}
-
-
-@dataclass
-class FinetuneConfig:
-    """Every setting of one fine-tuning run (written to the run's ``config.yaml``)."""
-
-    encoder: str | None = None
-    """A pretraining run dir, an exported encoder dir, or its encoder.json/.safetensors."""
-    from_scratch: bool = False
-    """Same network, random weights (from ``encoder``'s spec, or ``backbone``)."""
-    backbone: str | None = None
-    """Only for ``from_scratch`` without ``encoder`` (default resnet18)."""
-    backbone_options: dict[str, Any] = field(default_factory=dict)
-    in_chans: int | None = None
-    data: str | None = None
-    data_options: dict[str, Any] = field(default_factory=dict)
-    """Adapter options (``--data-opt``); with ``data`` unset, the pretraining run's."""
-    """``ADAPTER:LOCATION``; None = the pretraining run's data, else the embedded BUSI 64 px."""
-    task: str = DEFAULT_TASK
-    """What is learnt: ``classification`` or ``segmentation`` (or a plugin's task, :mod:`sslkit.finetuning.tasks`)."""
-    protocol: str | None = None
-    """What trains; None = the task's default (classification ``linear``, segmentation ``full``)."""
-    decoder: str = "pretrained"
-    """Segmentation: start from the pretraining's decoder (``pretrained``) or a fresh one (``fresh``)."""
-    labels: LabelBudget = 100
-    epochs: int | None = None
-    """None = the protocol's default (:data:`sslkit.finetuning.protocols.PROTOCOLS`)."""
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    encoder_lr_scale: float = 0.1
-    class_weights: str = "auto"
-    select: str = "last"
-    standardize_features: bool = True
-    """Frozen protocols: standardise the head's input with the labelled training features'
-    per-channel mean and std (see :mod:`sslkit.finetuning.classifier`); off = the raw features."""
-    seed: int = 0
-    split_seed: int | None = None
-    """None = the pretraining run's split seed (so its held-out test images stay held out), else 0."""
-    image_size: int | None = None
-    """None = the pretraining run's image size, else 64."""
-    folds: int = 1
-    """1: the data's own (or the paper's) split; K >= 3: grouped, stratified K-fold over the labelled
-    pool (:mod:`sslkit.evaluation.folds`); this run scores fold ``fold`` (``run_folds`` runs all)."""
-    fold: int = 0
-    positive_class: str | None = None
-    """The class whose sensitivity at 90 % specificity is reported (default: class 1 of a binary
-    problem, else 'malignant' when present)."""
-    paper_splits: bool | None = None
-    """The authors' splits (all splits pooled, classes balanced, stratified 100 val / 100 test,
-    the rest train); None = yes for ``paper`` when the data allows it (enough images, no groups)."""
-    lr_schedule: str | None = None
-    """"paper": MultiStepLR x0.33 at 75 % and 87.5 % of the epochs (150, 175 of 200); "none":
-    constant; None = "paper" for the paper protocol, else "none"."""
-    eval_batch_size: int = 64
-    workers: int = 0
-    device: str = "auto"
-    threads: int = 0
-    """CPU threads for PyTorch (0 = its default); see :mod:`sslkit.runtime`."""
-    out: str | None = None
-    quiet: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def resolved_epochs(self) -> int:
-        return int(self.epochs) if self.epochs is not None else get_protocol(self.resolved_protocol()).default_epochs
-
-    def resolved_lr_schedule(self) -> str:
-        if self.lr_schedule is not None:
-            return self.lr_schedule
-        return get_protocol(self.resolved_protocol()).lr_schedule
-
-    def resolved_protocol(self) -> str:
-        """``protocol``, or the task's default when unset (without loading the task's plugin for
-        the two built-ins)."""
-        if self.protocol is not None:
-            return self.protocol
-        return TASK_DEFAULT_PROTOCOLS.get(self.task) or get_task(self.task).protocols[0]
 
 
 @dataclass
@@ -225,7 +144,7 @@ def build_encoder_for(config: FinetuneConfig, plugins=None) -> tuple[torch.nn.Mo
         name, in_chans, options = spec["backbone"], spec["in_chans"], dict(spec.get("options") or {})
     else:
         run_config = {}
-        name = config.backbone or "resnet18"
+        name = config.backbone or BACKBONE
         in_chans = config.in_chans or 1
         options = dict(config.backbone_options)
     torch.manual_seed(config.seed)  # random init is part of what the seed fixes

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.data.records import SPLIT_NAMES
+from sslkit.defaults import IMAGE_SIZE
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics
 
@@ -83,7 +84,7 @@ def evaluate_saved_classifier(path: str | Path, *, data: str | None = None, spli
     chosen = {"train": records.labelled, "val": records.val, "test": records.test}[split]
     if not chosen:
         raise UserError(f"the '{split}' split of '{ds.name}' has no labelled images")
-    loader = make_loader(ds, records=chosen, purpose="eval", image_size=int(info.get("image_size", 64)),
+    loader = make_loader(ds, records=chosen, purpose="eval", image_size=int(info.get("image_size", IMAGE_SIZE)),
                          in_chans=int(info.get("in_chans", 1)), batch_size=int(info.get("eval_batch_size", 64)),
                          workers=workers, shuffle=False)
     predictions = task.predict(model.to(device_), loader, chosen, records, device_)

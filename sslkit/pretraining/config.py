@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from sslkit.data.opening import BAD_IMAGE_POLICIES
 from sslkit.data.records import SPLIT_NAMES
 from sslkit.choices import DEVICE_CHOICES, ENCODINGS, OPTIMIZERS, PRECISION_CHOICES, SKIP_SETTINGS, TARGETS
+from sslkit.defaults import BACKBONE, IMAGE_SIZE
 from sslkit.errors import UserError, first_line
 from sslkit.registry import closest
 from sslkit.options import check_backbone_options, check_seed
@@ -46,7 +47,7 @@ class PretrainConfig:
     """The recipe study's choice (``docs/results/recipe.md``): 75 % of an 8 x 8 grid hidden,
     decoder without skips, 30 epochs; the paper's setting is ``--masker dqn --decoder-skips all``."""
     masker_options: dict[str, Any] = field(default_factory=dict)
-    backbone: str = "resnet18"
+    backbone: str = BACKBONE
     backbone_options: dict[str, Any] = field(default_factory=dict)
     encoding: str = "dense"
     """How the encoder sees a masked image: ``dense`` (the masked pixels are zeros in an ordinary
@@ -67,7 +68,7 @@ class PretrainConfig:
     """Extra options of the dataset adapter (``--data-opt key=value``)."""
     pretrain_splits: str = "train+val"
     """Splits the predictor sees; 'all' also uses test images (the paper did; it leaks test data)."""
-    image_size: int = 64
+    image_size: int = IMAGE_SIZE
     in_chans: int = 1
     on_bad_image: str = "skip"
     split_seed: int = 0

@@ -40,6 +40,8 @@ def _modules_after(args: list[str]) -> dict:
     (["pretrain", "--masker", "rnadom"], 2),
     (["pretrain", "--data", "nzp:x.npz"], 2),
     (["--help"], 0),
+    (["finetune", "--help"], 0),
+    (["compare", "--help"], 0),
 ])
 def test_discovery_imports_no_heavy_library(args, rc):
     result = _modules_after(args)

@@ -358,3 +358,19 @@ def test_data_that_cannot_take_the_folds_is_refused_before_any_pretraining(calls
     with pytest.raises(UserError, match="too coarse"):
         run_compare(compare_config(data, tmp_path, folds=3), plugins, quiet=True)
     assert calls.pretrain == [] and calls.finetune == []
+
+
+def test_a_fresh_decoder_twin_shares_its_bases_pretraining_options_included():
+    """``dqn+fresh-decoder`` fine-tunes from dqn's pretraining: it must ask for that very run (its
+    masker options and its alias's too), or it would be refused as a run made with other settings."""
+    from sslkit.comparison.cells import fingerprint, pretrain_config
+    from sslkit.comparison.config import Cell
+
+    config = CompareConfig(task="segmentation", maskers=["dqn", "dqn-2"], masker_aliases={"dqn-2": "dqn"},
+                           masker_options={"dqn": {"block": 2}, "dqn-2": {"block": 4}})
+    assert config.methods() == ["dqn", "dqn+fresh-decoder", "dqn-2", "dqn-2+fresh-decoder", "scratch"]
+    for base in ("dqn", "dqn-2"):
+        twin = base + "+fresh-decoder"
+        assert pretrain_config(config, Cell(twin, 1), quiet=True) == pretrain_config(config, Cell(base, 1), quiet=True)
+        assert fingerprint(config, Cell(twin, 1))["pretrain"] == fingerprint(config, Cell(base, 1))["pretrain"]
+    assert pretrain_config(config, Cell("dqn-2+fresh-decoder", 0), quiet=True).masker_options == {"block": 4}

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from evaluation.eval_helpers import IMAGE_SIZE, TINY_PLUGIN, tiny_encoder_dir, tiny_npz, tiny_plugins
 from sslkit.cli import cli
 from sslkit.data import DatasetSplits, Record
-from sslkit.finetuning.run import FinetuneConfig, run_finetuning
+from sslkit.finetuning.config import FinetuneConfig
+from sslkit.finetuning.run import run_finetuning
 from sslkit.errors import UserError
 from sslkit.finetuning.classifier import new_classifier
 from sslkit.finetuning.labels import parse_label_budget, select_records

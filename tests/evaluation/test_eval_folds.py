@@ -132,7 +132,7 @@ def test_folds_refuse_groups_too_coarse_to_stratify(tmp_path):
 
 
 def test_finetune_folds_predict_every_labelled_image_exactly_once(tmp_path):
-    from sslkit.finetuning.run import FinetuneConfig
+    from sslkit.finetuning.config import FinetuneConfig
     from sslkit.finetuning.fold_runs import run_folds
 
     data = distinct_npz(tmp_path / "distinct.npz")

@@ -14,7 +14,8 @@ import torch
 from eval_helpers import tiny_npz, tiny_plugins
 from sslkit.data import DatasetSplits, Record
 from sslkit.data.splits import paper_split_problem, paper_splits
-from sslkit.finetuning.run import FinetuneConfig, resolve_paper_splits, run_finetuning
+from sslkit.finetuning.config import FinetuneConfig
+from sslkit.finetuning.run import resolve_paper_splits, run_finetuning
 from sslkit.finetuning.loop import lr_scheduler
 from sslkit.errors import UserError
 from sslkit.finetuning.labels import select_records

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from sslkit.finetuning.run import FinetuneConfig
+from sslkit.finetuning.config import FinetuneConfig
 from sslkit.finetuning.loop import Recorder, train_frozen
 from sslkit.finetuning.classifier import Classifier, FeatureStandardizer, build_head
 

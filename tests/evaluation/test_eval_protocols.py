@@ -7,7 +7,7 @@ import pytest
 
 from sslkit.commands.compare_cmd import compare_command
 from sslkit.commands.finetune_cmd import finetune_command
-from sslkit.finetuning.run import FinetuneConfig
+from sslkit.finetuning.config import FinetuneConfig
 from sslkit.errors import UserError
 from sslkit.finetuning.classifier import LinearHead, PaperHead, build_head
 from sslkit.finetuning.protocols import PROTOCOL_NAMES, PROTOCOLS, get_protocol
@@ -20,10 +20,18 @@ def _choices(command: click.Command, name: str) -> tuple[str, ...]:
 
 def test_commands_offer_exactly_the_table_protocols():
     assert _choices(finetune_command, "protocol") == PROTOCOL_NAMES == _choices(compare_command, "protocol")
-    assert set(PROTOCOL_NAMES) == {"linear", "paper", "full"}
+    assert set(PROTOCOL_NAMES) == {"linear", "paper", "full", "frozen"}
 
 
-@pytest.mark.parametrize("name", list(PROTOCOLS))
+def test_each_task_names_its_protocols_from_the_table():
+    from sslkit.finetuning.tasks import get_task
+
+    assert get_task("classification").protocols == ("linear", "paper", "full")
+    assert get_task("segmentation").protocols == ("full", "frozen")
+    assert PROTOCOLS["frozen"].frozen and PROTOCOLS["frozen"].head == "task"
+
+
+@pytest.mark.parametrize("name", ["linear", "paper", "full"])
 def test_each_protocol_sets_defaults_and_head(name):
     protocol = PROTOCOLS[name]
     config = FinetuneConfig(protocol=name)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from evaluation.eval_helpers import IMAGE_SIZE, tiny_encoder_dir, tiny_npz, tiny_plugins
-from sslkit.finetuning.run import FinetuneConfig, run_finetuning
+from sslkit.finetuning.config import FinetuneConfig
+from sslkit.finetuning.run import run_finetuning
 
 BEFORE_THE_MOVE = {'full': {'probs_sq': 3.336754,
           'probs_sum': 10.0,

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from evaluation.eval_helpers import TINY_PLUGIN, tiny_npz, tiny_plugins
 from sslkit.errors import UserError
-from sslkit.finetuning.run import FinetuneConfig, run_finetuning
+from sslkit.finetuning.config import FinetuneConfig
+from sslkit.finetuning.run import run_finetuning
 
 SIZE = 32
 
