@@ -29,7 +29,7 @@ from torch import nn
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics
 from sslkit.evaluation.statistics import ImageScores
-from sslkit.finetuning.protocols import get_protocol
+from sslkit.finetuning.downstream_model import DownstreamModel
 from sslkit.finetuning.tasks import Task
 
 SEGMENTER_JSON = "segmenter.json"
@@ -41,37 +41,18 @@ THRESHOLD = 0.5
 PER_IMAGE = ("labels", "dice", "iou", "hd95", "lesion_pixels", "predicted_pixels")
 
 
-class Segmenter(nn.Module):
+class Segmenter(DownstreamModel):
     """encoder -> feature pyramid -> decoder -> one lesion logit per pixel (N, 1, H, W); under a
     frozen protocol the encoder neither trains nor updates its BatchNorm statistics."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, protocol: str, decoder_skips: str):
-        super().__init__()
-        self.encoder = encoder
+        super().__init__(encoder, protocol)
         self.decoder = decoder
-        self.protocol = protocol
         self.decoder_skips = decoder_skips
-        if self.frozen:
-            self.encoder.requires_grad_(False)
-            self.encoder.eval()
-
-    @property
-    def frozen(self) -> bool:
-        return get_protocol(self.protocol).frozen
-
-    def train(self, mode: bool = True) -> "Segmenter":
-        super().train(mode)
-        if self.frozen:
-            self.encoder.eval()
-        return self
+        self.freeze_if_asked()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.frozen:
-            with torch.no_grad():
-                features = self.encoder(images)
-        else:
-            features = self.encoder(images)
-        return self.decoder(features, tuple(images.shape[-2:]))
+        return self.decoder(self.features(images), tuple(images.shape[-2:]))
 
 
 #: The decoder a segmentation builds without a pretraining run to mirror: a U-Net (every skip).

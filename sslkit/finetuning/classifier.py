@@ -7,10 +7,8 @@ Protocols:
   MLP 32 -> 16 -> classes with ReLU and dropout 0.3.
 - ``full``: the whole network trains (encoder at a lower learning rate), linear head.
 
-"Frozen" means more than ``requires_grad=False``: the encoder also stays in eval mode whatever
-``.train()`` is called with, so BatchNorm neither uses batch statistics nor updates its running
-statistics (the authors' code left them in training mode, silently changing the "frozen"
-encoder).
+"Frozen" keeps the encoder in eval mode and out of the optimiser
+(:class:`~sslkit.finetuning.downstream_model.DownstreamModel`, shared with every task's model).
 
 Frozen heads standardise their input (:class:`FeatureStandardizer`): per-channel mean and
 standard deviation measured once on the labelled training features, then frozen. Without it a
@@ -34,6 +32,7 @@ import torch
 from torch import nn
 
 from sslkit.errors import UserError
+from sslkit.finetuning.downstream_model import DownstreamModel
 from sslkit.finetuning.protocols import get_protocol
 from sslkit.fileio import atomic_write_path, atomic_write_text
 
@@ -143,36 +142,16 @@ def build_head(protocol: str, in_channels: int, num_classes: int, *, standardize
     return heads[spec.head](in_channels, num_classes, standardize=standardize)
 
 
-class Classifier(nn.Module):
+class Classifier(DownstreamModel):
     """encoder -> deepest feature map -> head -> logits; the encoder frozen for linear/paper."""
 
     def __init__(self, encoder: nn.Module, head: nn.Module, protocol: str):
-        super().__init__()
-        get_protocol(protocol)  # an unknown name is one sentence
-        self.encoder = encoder
+        super().__init__(encoder, protocol)
         self.head = head
-        self.protocol = protocol
-        if self.frozen:
-            self.encoder.requires_grad_(False)
-            self.encoder.eval()
-
-    @property
-    def frozen(self) -> bool:
-        return get_protocol(self.protocol).frozen
-
-    def train(self, mode: bool = True) -> "Classifier":
-        super().train(mode)
-        if self.frozen:
-            self.encoder.eval()  # BatchNorm running statistics stay exactly as pretrained
-        return self
+        self.freeze_if_asked()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.frozen:
-            with torch.no_grad():
-                features = self.encoder(images)[-1]
-        else:
-            features = self.encoder(images)[-1]
-        return self.head(features)
+        return self.head(self.features(images)[-1])
 
 
 def new_classifier(encoder: nn.Module, protocol: str, num_classes: int, *,
