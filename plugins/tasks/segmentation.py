@@ -97,6 +97,17 @@ class SegmentationTask(Task):
             raise UserError(f"dataset '{dataset.name}' has no lesion masks, which --task segmentation learns; "
                             "use data with masks (e.g. BUSI, LGG, a folder with mask files)")
 
+    def check_records(self, records, dataset_name: str) -> None:
+        """Every image trained or scored on needs its mask: one without would silently count as a
+        lesion-free negative (and a test split without masks would score an empty prediction 1.0)."""
+        for role, recs in (("labelled training", records.labelled), ("validation", records.val),
+                           ("test", records.test)):
+            missing = sum(1 for r in recs if getattr(r, "lesion", None) is None)
+            if missing:
+                raise UserError(f"{missing} of the {len(recs)} {role} images of '{dataset_name}' have no lesion mask; "
+                                "--task segmentation needs a mask for every image (an empty one for images without "
+                                "a lesion): add the masks, or leave those images out of the data")
+
     def build_model(self, encoder, config, records, *, run_config, plugins=None) -> Segmenter:
         from sslkit.models.decoder_export import load_matching, output_layer_prefix, pretrained_decoder_state
 

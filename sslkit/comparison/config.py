@@ -142,6 +142,11 @@ class CompareConfig:
         return method[: -len(FRESH_DECODER_SUFFIX)] if method.endswith(FRESH_DECODER_SUFFIX) else method
 
     def decoder_of(self, method: str) -> str:
+        """The cell's ``--decoder``: only segmentation has one to choose (a scratch cell's is always
+        fresh); other tasks keep the setting's default, so their cell fingerprints stay those of
+        cells written before the setting existed."""
+        if not self.segmenting():
+            return FinetuneConfig.decoder
         return "fresh" if method.endswith(FRESH_DECODER_SUFFIX) or method in BASELINES else "pretrained"
 
     def masker_of(self, method: str) -> str:
@@ -303,6 +308,10 @@ def validate(config: CompareConfig, plugins) -> None:
     clash = sorted(set(config.pretrain_options) & set(_OWNED_PRETRAIN_KEYS))
     if clash:
         raise UserError(f"--pretrain-opt {clash[0]} is set by compare itself; use its own option instead")
+    if config.segmenting() and config.pretrain_options.get("decoder_skips", "all") != "all":
+        raise UserError("compare --task segmentation pretrains U-Net decoders (every skip), the architecture its "
+                        "scratch cells get, so --pretrain-opt decoder_skips cannot change it; compare other decoders "
+                        "with sslkit finetune --task segmentation on runs pretrained with --decoder-skips")
     budgets = config.budgets()
     if not budgets:
         raise UserError("--labels must give at least one label budget")

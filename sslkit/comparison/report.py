@@ -116,7 +116,8 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
             out / "label_efficiency.png", curves, sizes, config.methods(), metrics=task.metrics,
             title=f"{config.protocol} protocol, {config.backbone}, {len(config.seeds)} seed(s)")
     # every pretraining counts once, however many label budgets reuse it
-    pretrain_seconds = {(r["method"], r["seed"]): r["pretrain_seconds"] for r in rows if r["pretrain_seconds"]}
+    pretrain_seconds = {(config.pretrain_method(r["method"]), r["seed"]): r["pretrain_seconds"]
+                        for r in rows if r["pretrain_seconds"]}  # a fresh-decoder twin shares its base's
     cell_minutes = (sum(pretrain_seconds.values()) + sum(r["finetune_seconds"] for r in rows)) / 60
     test_images = sorted({r["test_images"] for r in rows})
     baselines = f"`{SCRATCH}` is the same network with random weights, fine-tuned under the same protocol"
@@ -128,7 +129,9 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
                       "same architecture (the same pretraining)")
         glossary = ("Dice, IoU: per-image overlap with the lesion mask, averaged over the images (an image without a "
                     "lesion scores 1 when left empty, else 0); HD95: 95th-percentile Hausdorff distance in pixels "
-                    "(lower is better), over the images where both masks are non-empty; Dice (lesion images): over "
+                    "of the image-size square (lower is better; 0 for a lesion-free image left empty, left out where "
+                    "exactly one mask is empty, and in the paired differences compared on the images both methods "
+                    "have it); Dice (lesion images): over "
                     "the images with a lesion only; empty correct: share of lesion-free images left empty.")
     else:
         glossary = ("ECE: expected calibration error (lower is better); sens. @90 % spec.: sensitivity for the "

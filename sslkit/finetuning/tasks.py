@@ -41,12 +41,12 @@ class Task(ABC):
     protocols: ClassVar[tuple[str, ...]]
     """The protocols this task can be trained under; the first is its default."""
     model_file: ClassVar[str]
+    """The JSON file that marks a saved model of this task (``classifier.json``, ``segmenter.json``)."""
     model_dir: ClassVar[str]
     """The run directory's folder holding the saved model (``classifier``, ``segmenter``)."""
     validate_every_epoch: ClassVar[bool] = True
     """False: with ``--select last`` the validation figures are computed at the last epoch only
     (for a task whose validation pass costs as much as its training epoch, e.g. segmentation's HD95)."""
-    """The JSON file that marks a saved model of this task (``classifier.json``, ``segmenter.json``)."""
 
     # ------------------------------------------------------------------ data
 

@@ -29,6 +29,9 @@ def test_each_task_names_its_protocols_from_the_table():
     assert get_task("classification").protocols == ("linear", "paper", "full")
     assert get_task("segmentation").protocols == ("full", "frozen")
     assert PROTOCOLS["frozen"].frozen and PROTOCOLS["frozen"].head == "task"
+    from sslkit.finetuning.config import TASK_DEFAULT_PROTOCOLS  # the shortcut that avoids loading plugins
+
+    assert TASK_DEFAULT_PROTOCOLS == {name: get_task(name).protocols[0] for name in TASK_DEFAULT_PROTOCOLS}
 
 
 @pytest.mark.parametrize("name", ["linear", "paper", "full"])

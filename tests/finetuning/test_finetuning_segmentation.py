@@ -212,3 +212,36 @@ def test_a_task_from_one_plugin_file_trains_compares_and_reloads(data, tmp_path)
     result = run_compare(config, plugins, quiet=True)
     assert [(d.method, d.reference, d.metric) for d in result.differences["12"]] == [
         ("random-grid", "scratch", "abs_error")]
+
+
+def test_images_without_a_mask_are_refused_not_scored_as_negatives(plugins, tmp_path):
+    """An npz whose test split has no masks would score an empty prediction 1.0 on every image."""
+    path = lesion_npz(tmp_path / "partial.npz")
+    arrays = dict(np.load(path))
+    del arrays["test_masks"]
+    np.savez(path, **arrays)
+    with pytest.raises(UserError, match="9 test images .* have no lesion mask"):
+        run_finetuning(settings("npz:" + str(path), None, from_scratch=True, backbone="eval-tiny-cnn"), plugins)
+
+
+def test_classification_compare_cells_keep_their_fingerprints(tmp_path):
+    """A classification cell written before --task and --decoder existed still matches (scratch too)."""
+    from sslkit.comparison.cells import _comparable, fingerprint
+    from sslkit.comparison.config import Cell, CompareConfig
+
+    config = CompareConfig(out=str(tmp_path))
+    for method in ("random-grid", "scratch"):
+        now = fingerprint(config, Cell(method, 0, 100, 0))
+        old = json.loads(json.dumps(now))
+        for key in ("task", "decoder"):
+            old["finetune"].pop(key)
+        assert _comparable(old) == _comparable(now)
+
+
+def test_compare_refuses_another_decoder_for_segmentation(plugins, data, tmp_path):
+    from sslkit.comparison.config import CompareConfig, validate
+
+    config = CompareConfig(task="segmentation", maskers=["random-grid"], data=data,
+                           pretrain_options={"decoder_skips": "none"}, out=str(tmp_path))
+    with pytest.raises(UserError, match="cannot change it"):
+        validate(config, plugins)
