@@ -89,6 +89,20 @@ class PaperUNetFeatures(nn.Module):
         k = int(bottleneck_kernel)
         # The depthwise bottleneck: the deepest map the decoder starts from and the heads pool.
         self.bottleneck = nn.Conv2d(last, last, k, padding=k // 2, groups=last) if k > 0 else nn.Identity()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He initialisation (fan-out, ReLU gain) of the blocks' convolutions, zero biases, as
+        torchvision's ResNet does. PyTorch's default (uniform with a = sqrt(5)) shrinks the signal
+        about threefold per convolution; twelve of them later, with BatchNorm at its initial running
+        statistics, a random encoder's deepest features varied by 3e-6 across BUSI images (He: 0.01),
+        so a from-scratch baseline under a frozen protocol saw nearly the same features for every
+        image and predicted one class. The depthwise bottleneck keeps its own default."""
+        for module in self.blocks.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     @property
     def reductions(self) -> list[int]:
