@@ -308,6 +308,9 @@ def validate(config: CompareConfig, plugins) -> None:
     clash = sorted(set(config.pretrain_options) & set(_OWNED_PRETRAIN_KEYS))
     if clash:
         raise UserError(f"--pretrain-opt {clash[0]} is set by compare itself; use its own option instead")
+    if config.scratch_full and config.protocol == SCRATCH_FULL_PROTOCOL and config.scratch_full_epochs == config.finetune_epochs:
+        raise UserError(f"--scratch-full would repeat 'scratch': the shared protocol is already '{SCRATCH_FULL_PROTOCOL}' "
+                        "with the same epochs; leave --scratch-full out (or give it other --scratch-full-epochs)")
     if config.segmenting() and config.pretrain_options.get("decoder_skips", "all") != "all":
         raise UserError("compare --task segmentation pretrains U-Net decoders (every skip), the architecture its "
                         "scratch cells get, so --pretrain-opt decoder_skips cannot change it; compare other decoders "

@@ -245,3 +245,13 @@ def test_compare_refuses_another_decoder_for_segmentation(plugins, data, tmp_pat
                            pretrain_options={"decoder_skips": "none"}, out=str(tmp_path))
     with pytest.raises(UserError, match="cannot change it"):
         validate(config, plugins)
+
+
+def test_compare_refuses_a_scratch_full_that_would_repeat_scratch(plugins, data, tmp_path):
+    from sslkit.comparison.config import CompareConfig, validate
+
+    config = CompareConfig(task="segmentation", maskers=["random-grid"], data=data, scratch_full=True, out=str(tmp_path))
+    with pytest.raises(UserError, match="would repeat 'scratch'"):
+        validate(config, plugins)
+    validate(CompareConfig(task="segmentation", maskers=["random-grid"], data=data, scratch_full=True,
+                           scratch_full_epochs=80, out=str(tmp_path)), plugins)
