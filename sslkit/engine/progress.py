@@ -7,7 +7,7 @@ from typing import Any
 
 
 class TrainingProgress:
-    def __init__(self, total_steps: int, done_steps: int = 0, *, enabled: bool = True):
+    def __init__(self, total_steps: int, done_steps: int = 0, *, enabled: bool = True, label: str = "pretraining"):
         self.enabled = enabled
         self._progress = None
         self._task = None
@@ -38,7 +38,7 @@ class TrainingProgress:
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task("pretraining", total=total_steps, completed=done_steps, loss="-")
+        self._task = self._progress.add_task(label, total=total_steps, completed=done_steps, loss="-")
 
     def print(self, *objects: Any) -> None:
         if self.enabled:

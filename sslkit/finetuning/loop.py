@@ -38,7 +38,7 @@ class Recorder:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(out / "tensorboard"))
-        self.progress = TrainingProgress(epochs, enabled=not quiet)
+        self.progress = TrainingProgress(epochs, enabled=not quiet, label="fine-tuning")
 
     def epoch(self, epoch: int, loss: float, val: Metrics | None) -> None:
         row: dict[str, Any] = {"epoch": epoch, "loss": loss}
