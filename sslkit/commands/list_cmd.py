@@ -73,14 +73,17 @@ def list_command(ctx: click.Context, kind: str, pattern: str, as_json: bool, sho
             for e in entries
         ], indent=2, default=str))
         return
-    opt_flag = {"maskers": "--masker-opt", "backbones": "--backbone-opt"}.get(kind, "--data-opt")
+    opt_flag = {"maskers": "--masker-opt", "backbones": "--backbone-opt", "datasets": "--data-opt"}.get(kind)
+    with_options = opt_flag is not None or any(e.options for e in entries)  # tasks take no options
     table = Table(title=f"{kind} ({len(entries)})")
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("description", ratio=3)
     table.add_column("plugin")
-    table.add_column(f"options ({opt_flag} key=value)", ratio=2)
+    if with_options:
+        table.add_column(f"options ({opt_flag} key=value)" if opt_flag else "options", ratio=2)
     for e in entries:
-        table.add_row(escape(e.name), escape(e.description), escape(e.plugin), escape(_options_summary(e)))
+        cells = [escape(e.name), escape(e.description), escape(e.plugin)]
+        table.add_row(*cells, *([escape(_options_summary(e))] if with_options else []))
     console = make_console()
     console.print(table)
     if show_options or (show_options is None and len(entries) == 1):
