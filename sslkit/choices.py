@@ -40,3 +40,8 @@ DECODER_HELP = ("Segmentation: 'pretrained' starts the decoder from the pretrain
 #: :mod:`sslkit.pretraining.kept_checkpoints`); an unfinished one always keeps its full ``last.pt``.
 KEEP_CHECKPOINT_CHOICES = ("weights", "last", "none")
 DEFAULT_KEEP_CHECKPOINTS = "weights"
+
+#: The splits a data set has, in order (``--split``, ``--pretrain-splits``; see :mod:`sslkit.data.records`).
+SPLIT_NAMES = ("train", "val", "test")
+#: ``--bad-images``: what opening data does with an unreadable image (see :mod:`sslkit.data.opening`).
+BAD_IMAGE_POLICIES = ("skip", "error")

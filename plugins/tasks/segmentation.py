@@ -28,6 +28,7 @@ from torch import nn
 
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics
+from sslkit.evaluation.segmentation_metrics import LOWER_IS_BETTER, SEGMENTATION_METRICS
 from sslkit.evaluation.statistics import ImageScores
 from sslkit.finetuning.downstream_model import DownstreamModel
 from sslkit.finetuning.tasks import Task
@@ -83,14 +84,14 @@ def new_segmenter(encoder: nn.Module, protocol: str, skips: str) -> Segmenter:
 class SegmentationTask(Task):
     name: ClassVar[str] = "segmentation"
     target: ClassVar[str] = "lesion"
-    metrics: ClassVar[tuple[str, ...]] = ("dice", "iou", "hd95")
+    metrics: ClassVar[tuple[str, ...]] = SEGMENTATION_METRICS
     extra_metrics: ClassVar[tuple[str, ...]] = ("dice_lesion", "empty_correct")
-    lower_is_better: ClassVar[frozenset[str]] = frozenset({"hd95"})
+    lower_is_better: ClassVar[frozenset[str]] = LOWER_IS_BETTER
     selection_metric: ClassVar[str] = "dice"
     protocols: ClassVar[tuple[str, ...]] = ("full", "frozen")
     model_file: ClassVar[str] = SEGMENTER_JSON
     model_dir: ClassVar[str] = "segmenter"
-    validate_every_epoch: ClassVar[bool] = False  # with --select last, validation at the last epoch only
+    validate_every_epoch: ClassVar[bool] = False  # with --select last, validation once, after training
 
     def check_data(self, dataset) -> None:
         if not getattr(dataset, "has_lesion_masks", False):
@@ -189,25 +190,22 @@ class SegmentationTask(Task):
     # ------------------------------------------------------------------ files
 
     def save_model(self, model: Segmenter, directory: Path, meta: dict[str, Any]) -> Path:
-        from safetensors.torch import save_file
-
-        from sslkit.fileio import atomic_write_path, atomic_write_text
+        from sslkit.fileio import atomic_write_text
         from sslkit.models import save_encoder
+        from sslkit.models.export import save_weights
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_encoder(model.encoder, directory / ENCODER_SUBDIR)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.decoder.state_dict().items()}
-        atomic_write_path(directory / DECODER_FILE, lambda tmp: save_file(state, tmp))
+        save_weights(model.decoder, directory / DECODER_FILE)
         info = {"format": "sslkit-segmenter/1", "task": self.name, "protocol": model.protocol,
                 "decoder_skips": model.decoder_skips, "threshold": THRESHOLD, **meta}
         atomic_write_text(directory / SEGMENTER_JSON, json.dumps(info, indent=2, default=str))
         return directory
 
     def load_model(self, directory: Path, plugins=None) -> tuple[Segmenter, dict[str, Any]]:
-        from safetensors.torch import load_file
-
         from sslkit.models import load_encoder
+        from sslkit.models.export import load_weights
 
         directory = Path(directory)
         try:
@@ -216,10 +214,7 @@ class SegmentationTask(Task):
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
             raise UserError(f"'{directory / SEGMENTER_JSON}' is not a valid sslkit segmenter file ({error})") from None
         model = new_segmenter(load_encoder(directory / ENCODER_SUBDIR, plugins=plugins), protocol, skips)
-        try:
-            model.decoder.load_state_dict(load_file(str(directory / DECODER_FILE)))
-        except Exception as error:  # missing, corrupt or mismatched file
-            raise UserError(f"cannot load the segmenter's decoder '{directory / DECODER_FILE}': {error}") from None
+        load_weights(model.decoder, directory / DECODER_FILE, "the segmenter's decoder")
         model.eval()
         return model, info
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from sslkit.data.opening import BAD_IMAGE_POLICIES
-from sslkit.data.records import SPLIT_NAMES
+from sslkit.choices import BAD_IMAGE_POLICIES
+from sslkit.choices import SPLIT_NAMES
 
 #: Mirrors sslkit.data.duplicates (kept here so `--help` imports neither numpy nor torch).
 _DEFAULT_THRESHOLD = 0.95

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sslkit.data.records import SPLIT_NAMES
+from sslkit.choices import SPLIT_NAMES
 from sslkit.choices import DEVICE_CHOICES
 from sslkit.defaults import IMAGE_SIZE
 from sslkit.runtime import THREADS_HELP

@@ -24,16 +24,9 @@ Heavy modules (torch, albumentations) are imported only when :func:`make_loader`
 from __future__ import annotations
 
 from sslkit.data.opening import EMBEDDED_DEFAULT, open_dataset, parse_spec
-from sslkit.data.records import (
-    ArrayImage,
-    ArrayStore,
-    BadImage,
-    DatasetSplits,
-    FileImage,
-    LesionMask,
-    Record,
-    SPLIT_NAMES,
-)
+from sslkit.data.records import ArrayImage, ArrayStore, DatasetSplits, FileImage, LesionMask, Record
+from sslkit.data.reading import BadImage
+from sslkit.choices import SPLIT_NAMES
 from sslkit.data.splits import split_records, stratified_subset
 
 _LAZY = {

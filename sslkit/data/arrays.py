@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sslkit.data.records import ArrayImage, ArrayStore, DatasetSplits, LesionMask, Record, SPLIT_NAMES
+from sslkit.data.records import ArrayImage, ArrayStore, DatasetSplits, LesionMask, Record
+from sslkit.choices import SPLIT_NAMES
 from sslkit.data.splits import split_records
 from sslkit.errors import UserError
 

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from sslkit.data.duplicates import DuplicateGroups, find_duplicates
-from sslkit.data.records import SPLIT_NAMES, DatasetSplits
+from sslkit.data.records import DatasetSplits
+from sslkit.choices import SPLIT_NAMES
 
 #: The other thresholds the report counts pairs at, so a user sees how sensitive the figures are.
 SWEEP = (0.90, 0.93, 0.95, 0.97, 0.99)

@@ -24,7 +24,9 @@ from typing import Callable, Iterable
 
 from sslkit.data.files import natural_key, scan_files, split_folders
 from sslkit.data.reading import IMAGE_EXTENSIONS, quick_check
-from sslkit.data.records import BadImage, DatasetSplits, FileImage, LesionMask, Record, SPLIT_NAMES
+from sslkit.data.records import DatasetSplits, FileImage, LesionMask, Record
+from sslkit.data.reading import BadImage
+from sslkit.choices import SPLIT_NAMES
 from sslkit.data.splits import check_fractions, split_records
 from sslkit.errors import UserError
 

@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sslkit.data.records import BadImage, DatasetSplits, SPLIT_NAMES
+from sslkit.data.records import DatasetSplits
+from sslkit.data.reading import BadImage
+from sslkit.choices import SPLIT_NAMES
 from sslkit.errors import UserError
 
 

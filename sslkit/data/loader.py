@@ -26,7 +26,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from sslkit.data.records import ArrayImage, BadImage, DatasetSplits, Record
+from sslkit.data.records import ArrayImage, DatasetSplits, Record
+from sslkit.data.reading import BadImage
 from sslkit.data.transforms import SamplePipeline, resolve_transform
 from sslkit.defaults import IMAGE_SIZE
 from sslkit.errors import UserError

@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sslkit.data.records import DatasetSplits, SPLIT_NAMES
+from sslkit.data.records import DatasetSplits
+from sslkit.choices import BAD_IMAGE_POLICIES, SPLIT_NAMES
 from sslkit.data.splits import check_fractions
 from sslkit.errors import UserError
 
@@ -23,7 +24,6 @@ log = logging.getLogger("sslkit.data")
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 EMBEDDED_DEFAULT = EMBEDDED_DIR / "busi_64.npz"
 EMBEDDED_NAME = "busi-64 (embedded)"
-BAD_IMAGE_POLICIES = ("skip", "error")
 #: Options every adapter factory may accept; passed only when its signature takes them.
 COMMON_OPTIONS = ("val_fraction", "test_fraction", "seed")
 #: Options open_dataset itself applies to any adapter's result (never passed to the adapter):

@@ -14,10 +14,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sslkit.data.reading import BadImage, mask_of, read_image_file  # BadImage: also importable from here
+from sslkit.choices import SPLIT_NAMES
 
-#: The splits every dataset has (each may be empty), in this order everywhere.
-SPLIT_NAMES = ("train", "val", "test")
+from sslkit.data.reading import BadImage, mask_of, read_image_file
+
 
 
 @runtime_checkable

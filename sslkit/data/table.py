@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sslkit.data.files import SPLIT_FOLDER_NAMES, natural_key
 from sslkit.data.reading import quick_check
-from sslkit.data.records import DatasetSplits, FileImage, LesionMask, Record, SPLIT_NAMES
+from sslkit.data.records import DatasetSplits, FileImage, LesionMask, Record
+from sslkit.choices import SPLIT_NAMES
 from sslkit.data.splits import check_fractions, split_records
 from sslkit.errors import UserError
 

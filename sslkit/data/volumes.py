@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sslkit.data.records import BadImage
+from sslkit.data.reading import BadImage
 from sslkit.errors import UserError, first_line
 
 EXTRAS = {"pydicom": "dicom", "nibabel": "nifti"}

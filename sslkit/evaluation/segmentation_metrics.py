@@ -39,6 +39,8 @@ from scipy import ndimage
 
 #: The per-image figures :func:`segmentation_metrics` returns, in reporting order.
 SEGMENTATION_METRICS = ("dice", "iou", "hd95")
+#: Of those, the ones where smaller is better (a distance).
+LOWER_IS_BETTER = frozenset({"hd95"})
 
 #: scipy's default 2-D structure (4-connected cross), as MONAI's ``get_mask_edges`` uses it.
 _CROSS = ndimage.generate_binary_structure(2, 1)

@@ -452,7 +452,7 @@ def compare_predictions(path: str | Path, references: Sequence[str] | None = Non
     scratch, scratch-full, each fresh-decoder twin, random, random-grid, those present).
     """
     from sslkit.evaluation.reference_methods import default_references
-    from sslkit.evaluation.segmentation_metrics import SEGMENTATION_METRICS
+    from sslkit.evaluation.segmentation_metrics import LOWER_IS_BETTER
 
     grouped, _ = read_predictions_csv(path)
     if references is None:
@@ -460,8 +460,10 @@ def compare_predictions(path: str | Path, references: Sequence[str] | None = Non
     out = {}
     for budget, by_method in grouped.items():
         first = next(iter(next(iter(by_method.values())).values()))
-        metrics = list(first.values) if isinstance(first, ImageScores) else list(SCALAR_METRICS)
-        lower = {"hd95"} & set(SEGMENTATION_METRICS) if isinstance(first, ImageScores) else set()
+        if isinstance(first, ImageScores):
+            metrics, lower = list(first.values), LOWER_IS_BETTER
+        else:
+            metrics, lower = list(SCALAR_METRICS), frozenset()
         out[budget] = paired_differences(by_method, reference_pairs(list(by_method), references), metrics=metrics,
                                          lower_is_better=lower, n_resamples=n_resamples, seed=seed)
     return out

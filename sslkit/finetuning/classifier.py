@@ -34,7 +34,7 @@ from torch import nn
 from sslkit.errors import UserError
 from sslkit.finetuning.downstream_model import DownstreamModel
 from sslkit.finetuning.protocols import get_protocol
-from sslkit.fileio import atomic_write_path, atomic_write_text
+from sslkit.fileio import atomic_write_text
 
 CLASSIFIER_JSON = "classifier.json"
 HEAD_FILE = "head.safetensors"
@@ -163,15 +163,13 @@ def new_classifier(encoder: nn.Module, protocol: str, num_classes: int, *,
 
 def save_classifier(classifier: Classifier, directory: str | Path, meta: dict[str, Any]) -> Path:
     """Write the classifier directory; ``meta`` (classes, data settings, ...) goes in the JSON."""
-    from safetensors.torch import save_file
-
     from sslkit.models import save_encoder
+    from sslkit.models.export import save_weights
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_encoder(classifier.encoder, directory / ENCODER_SUBDIR)
-    head_state = {k: v.detach().cpu().contiguous() for k, v in classifier.head.state_dict().items()}
-    atomic_write_path(directory / HEAD_FILE, lambda tmp: save_file(head_state, tmp))
+    save_weights(classifier.head, directory / HEAD_FILE)
     info = {
         "format": "sslkit-classifier/1",
         "protocol": classifier.protocol,
@@ -196,9 +194,8 @@ def find_classifier_dir(path: str | Path) -> Path:
 
 def load_classifier(path: str | Path, plugins=None) -> tuple[Classifier, dict[str, Any]]:
     """(classifier in eval mode, its classifier.json) from what :func:`save_classifier` wrote."""
-    from safetensors.torch import load_file
-
     from sslkit.models import load_encoder
+    from sslkit.models.export import load_weights
 
     directory = find_classifier_dir(path)
     try:
@@ -211,10 +208,7 @@ def load_classifier(path: str | Path, plugins=None) -> tuple[Classifier, dict[st
     # classifiers saved before feature standardisation existed have no such key: no standardiser
     classifier = new_classifier(encoder, protocol, num_classes,
                                 standardize=bool(info.get("feature_standardization", False)))
-    try:
-        classifier.head.load_state_dict(load_file(str(directory / HEAD_FILE)))
-    except Exception as error:  # missing, corrupt or mismatched file
-        raise UserError(f"cannot load classifier head '{directory / HEAD_FILE}': {error}") from None
+    load_weights(classifier.head, directory / HEAD_FILE, "classifier head")
     classifier.eval()
     return classifier, info
 

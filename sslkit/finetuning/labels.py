@@ -100,7 +100,8 @@ def select_records(
     in grouped, stratified folds (:mod:`sslkit.evaluation.folds`, seeded by ``split_seed``): fold
     ``fold`` is the test part, the next fold validation, the rest training.
     """
-    from sslkit.data import SPLIT_NAMES, stratified_subset
+    from sslkit.data import stratified_subset
+    from sslkit.choices import SPLIT_NAMES
 
     if not ds.class_names:
         raise UserError(f"dataset '{ds.name}' has no class labels, so it cannot be used for fine-tuning")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sslkit.data.records import SPLIT_NAMES
+from sslkit.choices import SPLIT_NAMES
 from sslkit.defaults import IMAGE_SIZE
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics

@@ -45,8 +45,9 @@ class Task(ABC):
     model_dir: ClassVar[str]
     """The run directory's folder holding the saved model (``classifier``, ``segmenter``)."""
     validate_every_epoch: ClassVar[bool] = True
-    """False: with ``--select last`` the validation figures are computed at the last epoch only
-    (for a task whose validation pass costs as much as its training epoch, e.g. segmentation's HD95)."""
+    """False: with ``--select last`` no validation runs during training (the run's validation
+    figures come from its one pass after training), for a task whose validation pass costs as much
+    as its training epoch (segmentation's HD95)."""
 
     # ------------------------------------------------------------------ data
 
@@ -78,15 +79,13 @@ class Task(ABC):
         validated with :meth:`predict` and :meth:`score` (``data`` gives the loaders)."""
         from sslkit.finetuning.loop import train_batches
 
-        val_loader = data.eval_loader(records.val) if records.val else None
-
-        epochs, seen = config.resolved_epochs(), [0]
+        # the run scores the validation split once after training; per epoch only when the history
+        # or --select best-val asks for it
+        per_epoch = bool(records.val) and (self.validate_every_epoch or config.select == "best-val")
+        val_loader = data.eval_loader(records.val) if per_epoch else None
 
         def validate():
-            seen[0] += 1
             if val_loader is None:
-                return None
-            if not (self.validate_every_epoch or config.select == "best-val" or seen[0] == epochs):
                 return None
             return self.score(self.predict(model, val_loader, records.val, records, device), records.class_names)
 

@@ -27,14 +27,13 @@ FORMAT = "sslkit-decoder"
 
 def save_decoder(decoder: nn.Module, directory: str | os.PathLike, *, skips: str, out_chans: int) -> Path:
     """Write the decoder's weights and how it was built (``skips``, ``out_chans``)."""
-    from safetensors.torch import save_file
+    from sslkit.models.export import save_weights
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
     meta = {"format": FORMAT, "format_version": 1, "skips": skips, "out_chans": int(out_chans),
             "class": type(decoder).__name__}
-    atomic_write_path(out / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    save_weights(decoder, out / WEIGHTS_NAME, metadata={"format": FORMAT})
     atomic_write_path(out / SPEC_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
     return out
 

@@ -108,3 +108,23 @@ def load_encoder(path_or_dir: str | os.PathLike, plugins: Any = None) -> nn.Modu
     encoder = build_encoder(meta["backbone"], in_chans=meta["in_chans"], plugins=plugins, **meta.get("options", {}))
     load_state_strict(encoder, state, f"encoder weights '{weights_path}'")
     return encoder
+
+
+def save_weights(module: nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """``module``'s parameters and buffers (on the CPU) as one safetensors file, written atomically:
+    the part a saved model keeps beside its encoder (a classifier's head, a decoder)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    return atomic_write_path(Path(path), lambda tmp: save_file(state, tmp, metadata=metadata))
+
+
+def load_weights(module: nn.Module, path: str | os.PathLike, what: str) -> None:
+    """Load :func:`save_weights`' file into ``module`` strictly; a missing, corrupt or mismatched
+    file is one sentence naming ``what`` and the file."""
+    from safetensors.torch import load_file
+
+    try:
+        module.load_state_dict(load_file(str(path)))
+    except Exception as error:  # missing, corrupt or mismatched file
+        raise UserError(f"cannot load {what} '{path}': {error}") from None

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sslkit.data.opening import BAD_IMAGE_POLICIES
-from sslkit.data.records import SPLIT_NAMES
+from sslkit.choices import BAD_IMAGE_POLICIES
+from sslkit.choices import SPLIT_NAMES
 from sslkit.choices import DEVICE_CHOICES, ENCODINGS, OPTIMIZERS, PRECISION_CHOICES, SKIP_SETTINGS, TARGETS
 from sslkit.defaults import BACKBONE, IMAGE_SIZE
 from sslkit.errors import UserError, first_line

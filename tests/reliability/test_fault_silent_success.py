@@ -42,7 +42,7 @@ def test_a_run_with_no_usable_image_stops(cli, tmp_path):
 
 
 def test_corrupt_png_prints_no_stray_libpng_line(tmp_path, capfd):
-    from sslkit.data.records import BadImage
+    from sslkit.data.reading import BadImage
     from sslkit.data.reading import read_image_file
 
     _corrupt_png(tmp_path / "bad.png", 0)
