@@ -94,9 +94,7 @@ def finetune_command(ctx: click.Context, seeds: int, **_: object) -> None:
     console = make_console()
     plugins = load_plugins_for(ctx)
     config = FinetuneConfig(**config_settings(ctx, FinetuneConfig, renames=_RENAMES, skip=_NOT_CONFIG))
-    from sslkit.finetuning.tasks import get_task
-
-    config.protocol = config.protocol or get_task(config.task, plugins).protocols[0]
+    config.protocol = config.resolved_protocol(plugins)
     from_scratch = config.from_scratch
     config.out = str(Path(config.out) if config.out else
                      Path("runs") / f"finetune-{config.protocol or config.task}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -20,7 +20,7 @@ from sslkit.evaluation.reference_methods import (
     SCRATCH_FULL,
     default_references,
 )
-from sslkit.finetuning.config import TASK_DEFAULT_PROTOCOLS, FinetuneConfig
+from sslkit.finetuning.config import FinetuneConfig
 from sslkit.finetuning.labels import LabelBudget, parse_label_budget
 from sslkit.pretraining.config import PretrainConfig
 from sslkit.options import check_backbone_options, check_seed
@@ -155,11 +155,10 @@ class CompareConfig:
         return self.masker_aliases.get(base, base)
 
     def resolved_protocol(self, plugins=None) -> str:
+        """``protocol``, else compare's own default for the task, else the task's (as finetune's)."""
         if self.protocol is not None:
             return self.protocol
-        if self.task in COMPARE_DEFAULT_PROTOCOLS:
-            return COMPARE_DEFAULT_PROTOCOLS[self.task]
-        return TASK_DEFAULT_PROTOCOLS.get(self.task) or self.task_plugin(plugins).protocols[0]
+        return COMPARE_DEFAULT_PROTOCOLS.get(self.task) or FinetuneConfig(task=self.task).resolved_protocol(plugins)
 
     def task_plugin(self, plugins=None):
         """The :class:`~sslkit.finetuning.tasks.Task` this comparison fine-tunes for."""

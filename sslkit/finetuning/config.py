@@ -93,11 +93,11 @@ class FinetuneConfig:
             return self.lr_schedule
         return get_protocol(self.resolved_protocol()).lr_schedule
 
-    def resolved_protocol(self) -> str:
+    def resolved_protocol(self, plugins=None) -> str:
         """``protocol``, or the task's default when unset (without loading the task's plugin for
-        the two built-ins)."""
+        the two built-ins; a plugin's task is found in ``plugins``' registry)."""
         if self.protocol is not None:
             return self.protocol
         from sslkit.finetuning.tasks import get_task  # a plugin's task only: it needs the registry
 
-        return TASK_DEFAULT_PROTOCOLS.get(self.task) or get_task(self.task).protocols[0]
+        return TASK_DEFAULT_PROTOCOLS.get(self.task) or get_task(self.task, plugins).protocols[0]

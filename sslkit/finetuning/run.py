@@ -91,7 +91,7 @@ class FinetuneResult:
 def validate(config: FinetuneConfig, plugins=None) -> None:
     """One sentence per bad value, before any data is read (fills in the task's default protocol)."""
     task = get_task(config.task, plugins)
-    config.protocol = config.protocol or task.protocols[0]
+    config.protocol = config.resolved_protocol(plugins)
     get_protocol(config.protocol)
     check_protocol(task, config.protocol)
     if config.decoder not in DECODER_CHOICES:
