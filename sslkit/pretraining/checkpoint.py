@@ -151,6 +151,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         verify_checkpoint(path)
     except OSError as error:
         raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable ({error.strerror or first_line(error)})") from None
+    if not zipfile.is_zipfile(path):  # sslkit writes torch's zip format; anything else is never unpickled
+        raise CorruptCheckpoint(
+            f"checkpoint '{path}' is not a checkpoint sslkit wrote (not a PyTorch zip archive: truncated, or another kind of file)"
+        )
     try:
         state = safe_load(path, map_location)
     except pickle.UnpicklingError as error:
@@ -161,7 +165,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 "code; resume only run folders sslkit wrote, or ask their sender for the exported encoder (safetensors)"
             ) from None
         raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable (truncated or corrupt: {first_line(error)})") from None
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError) as error:
         first = first_line(error)
         raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable (truncated or corrupt: {first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -33,6 +33,9 @@ TRAIN = noisy_quadrant_images(512, seed=1)[0]
 TEST, REGION = noisy_quadrant_images(256, seed=99)
 
 
+NAMES = {HPMMasker: "hpm", SaliencyMasker: "saliency", ADIOSMasker: "adios"}
+
+
 def shares(masker, steps: int) -> tuple[float, float]:
     """(share before training, share after ``steps`` steps) of hidden pixels in the noisy quadrant."""
     untrained = type(masker)(**masker.options)
@@ -40,6 +43,8 @@ def shares(masker, steps: int) -> tuple[float, float]:
     before = share_on_hard_region(untrained.propose(TEST, StepInfo(0, 0, steps, training=False)), REGION)
     train(masker, TRAIN, steps)
     after = share_on_hard_region(masker.propose(TEST, StepInfo(steps, 1, steps, training=False)), REGION)
+    # printed for benchmarks/readme_figures.py (pytest -s), which reruns the README's figures
+    print(f"\n{NAMES[type(masker)]}: share on the hard region {before:.2f} -> {after:.2f}")
     return before, after
 
 
@@ -52,7 +57,9 @@ def make(cls, **options):
 def random_share() -> float:
     masker = RandomGridMasker(grid=4, ratio=0.25)
     masker.setup(context(TinyPredictor(), 1))
-    return share_on_hard_region(masker.propose(TEST, StepInfo(0, 0, 1)), REGION)
+    share = share_on_hard_region(masker.propose(TEST, StepInfo(0, 0, 1)), REGION)
+    print(f"\nrandom-grid: share on the hard region {share:.2f}")
+    return share
 
 
 def test_random_placement_hides_the_noisy_quadrant_a_quarter_of_the_time():

@@ -15,6 +15,7 @@ import torch
 from fault_helpers import TINY_BACKBONE, one_sentence, read_checkpoint
 
 from sslkit.engine.run_lock import LOCK_NAME, RunDirLock
+from sslkit.pretraining.checkpoint import CorruptCheckpoint, load_checkpoint
 
 
 def _same_weights(a: dict, b: dict) -> None:
@@ -73,6 +74,15 @@ def test_a_corrupt_checkpoint_is_detected_and_named(cli, tiny_args, tmp_path):
     code, _, err = cli("pretrain", "--resume", str(run_dir))
     assert code == 2
     assert one_sentence(err).startswith(f"Error: checkpoint '{last}' is corrupt: its SHA-256 does not match")
+
+
+@pytest.mark.parametrize("content", [b"hello, not a checkpoint", bytes(range(256)) * 3, b""])
+def test_a_file_that_is_no_checkpoint_is_named_in_one_sentence(content, tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    with pytest.raises(CorruptCheckpoint) as caught:
+        load_checkpoint(path)
+    assert str(caught.value).startswith(f"checkpoint '{path}' is not a checkpoint sslkit wrote")
 
 
 def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_good_one(cli, tiny_args, tmp_path):
