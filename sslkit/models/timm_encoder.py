@@ -108,6 +108,10 @@ def timm_encoder(model_name: str, *, in_chans: int = 3, weights: str | None = No
         if state is not None and lines and ("state_dict" in lines[0] or "size mismatch" in lines[0]):
             detail = " ".join(lines[:2])[:300]
             raise UserError(f"weights file '{weights}' does not fit timm model '{model_name}': {detail}") from None
+        if state is not None and isinstance(error, KeyError):  # older timm (1.0.25 and before) looks the first conv up by name
+            raise UserError(
+                f"weights file '{weights}' does not fit timm model '{model_name}': it has no tensor {error.args[0]!r}"
+            ) from None
         why = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
         raise UserError(
             f"timm model '{model_name}' cannot be used as an encoder (building it with features_only=True "

@@ -48,10 +48,16 @@ def test_every_quoted_figure_is_in_the_readme(figure):
 
 def _sslkit_invocations(command: str, work: Path) -> list[list[str]]:
     """The ``sslkit ...`` argument lists of one shell line (split at && and |)."""
-    line = command.format(work=work, python=sys.executable)
+    lexer = shlex.shlex(command.format(work=work, python=sys.executable), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    parts: list[list[str]] = [[]]
+    for token in lexer:
+        if token in ("|", "&&", ";", "||"):
+            parts.append([])
+        else:
+            parts[-1].append(token)
     calls = []
-    for part in line.replace("&&", "|").split("|"):
-        words = shlex.split(part)
+    for words in parts:
         while words and "=" in words[0] and not words[0].startswith("-"):  # VAR=value prefixes
             words.pop(0)
         if words and words[0] == "sslkit":
@@ -88,3 +94,11 @@ def test_a_misspelt_option_would_be_caught(tmp_path):
 def test_the_audit_figures_the_readme_quotes_are_measured_again(name, tmp_path, capsys):
     figure = next(f for f in figures.FIGURES if f.name == name)
     assert figures.run_figure(figure, tmp_path, tmp_path), capsys.readouterr().out
+
+
+def test_the_shell_lines_are_split_into_their_sslkit_calls(tmp_path):
+    line = "sslkit pretrain --epochs 2 --out {work}/a && sslkit finetune --encoder {work}/a | grep '^|' x"
+    assert _sslkit_invocations(line, tmp_path) == [
+        ["pretrain", "--epochs", "2", "--out", f"{tmp_path}/a"], ["finetune", "--encoder", f"{tmp_path}/a"]]
+    every = [call for f in figures.FIGURES for c in f.commands for call in _sslkit_invocations(c, tmp_path)]
+    assert len(every) >= 25  # the parse test above is not vacuous (27 calls when written)

@@ -12,6 +12,7 @@ from sslkit.errors import UserError
 
 def write_dicom(path, pixels, patient, frames=1):
     pytest.importorskip("pydicom")
+    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -31,7 +32,11 @@ def write_dicom(path, pixels, patient, frames=1):
         ds.NumberOfFrames = frames
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(str(path), enforce_file_format=True)
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(str(path), enforce_file_format=True)
+    else:  # pydicom 2.x (the floor, 2.4) spells the same request write_like_original=False
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(str(path), write_like_original=False)
 
 
 def test_dicom_frames_labels_and_patients(tmp_path):

@@ -19,8 +19,16 @@ MATRIX = {
 }
 
 
+def _skip_unless_timm_has(name: str) -> None:
+    import timm
+
+    if name.startswith("test_") and not timm.list_models(name):
+        pytest.skip(f"timm {timm.__version__} has no tiny test model '{name}' (later releases add it)")
+
+
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_registered_backbone_builds_a_working_predictor(name):
+    _skip_unless_timm_has(name)
     assert name in get_plugins().backbones
     torch.manual_seed(0)
     model = build_predictor(name, in_chans=1, **MATRIX[name])
