@@ -115,8 +115,8 @@ def _choice(key: str) -> click.Choice:
 @click.option("--threads", type=int, default=_D.threads, show_default=True, help=THREADS_HELP)
 @click.option("--compile/--no-compile", default=_D.compile, show_default=True,
               help="torch.compile the predictor (works with bf16 and channels_last, resumes exactly). On the 2-core "
-                   "development CPU it did not pay: the first step compiled for 283 s (11.5 s with a warm cache) "
-                   "and later steps ran at 0.84-0.92x eager's speed (benchmarks/bench_compile.py); try it on a GPU. "
+                   "development CPU it did not pay: the first step compiled for 94 s (3 s with a warm cache) "
+                   "and later steps ran at 0.81-0.86x eager's speed (benchmarks/bench_compile.py); try it on a GPU. "
                    "Needs a C compiler on a CPU.")
 @click.option("--logdir", default=None, metavar="DIR", help="TensorBoard folder (default: RUN_DIR/tensorboard).")
 @click.option("--log-every", type=int, default=_D.log_every, show_default=True, metavar="STEPS",

@@ -149,9 +149,10 @@ def _read_with_pil(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            _check_pixels(*image.size)
-            image.load()
+        with Image.open(path) as opened:
+            _check_pixels(*opened.size)
+            opened.load()
+            image: Image.Image = opened
             if image.mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             elif image.mode == "1":

@@ -110,7 +110,8 @@ def timm_encoder(model_name: str, *, in_chans: int = 3, weights: str | None = No
             raise UserError(f"weights file '{weights}' does not fit timm model '{model_name}': {detail}") from None
         if state is not None and isinstance(error, KeyError):  # older timm (1.0.25 and before) looks the first conv up by name
             raise UserError(
-                f"weights file '{weights}' does not fit timm model '{model_name}': it has no tensor {error.args[0]!r}"
+                f"weights file '{weights}' does not fit timm model '{model_name}': it has no tensor "
+                f"{error.args[0] if error.args else error!r}"
             ) from None
         why = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
         raise UserError(

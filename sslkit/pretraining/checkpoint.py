@@ -153,7 +153,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CorruptCheckpoint(f"checkpoint '{path}' is unreadable ({error.strerror or first_line(error)})") from None
     if not zipfile.is_zipfile(path):  # sslkit writes torch's zip format; anything else is never unpickled
         raise CorruptCheckpoint(
-            f"checkpoint '{path}' is not a checkpoint sslkit wrote (not a PyTorch zip archive: truncated, or another kind of file)"
+            f"checkpoint '{path}' is unreadable: not a PyTorch zip archive (truncated, or another kind of file)"
         )
     try:
         state = safe_load(path, map_location)

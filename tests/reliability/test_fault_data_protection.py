@@ -82,7 +82,7 @@ def test_a_file_that_is_no_checkpoint_is_named_in_one_sentence(content, tmp_path
     path.write_bytes(content)
     with pytest.raises(CorruptCheckpoint) as caught:
         load_checkpoint(path)
-    assert str(caught.value).startswith(f"checkpoint '{path}' is not a checkpoint sslkit wrote")
+    assert str(caught.value).startswith(f"checkpoint '{path}' is unreadable: not a PyTorch zip archive")
 
 
 def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_good_one(cli, tiny_args, tmp_path):

@@ -17,7 +17,7 @@ DESCRIPTION = (
 )
 
 OPTIONS = {
-    "network": "Q-network: light (small CNN on a downsampled image) or paper (the authors' 0.67 M-parameter CNN)",
+    "network": "Q-network: light (small CNN on a downsampled image) or paper (the authors' 0.66 M-parameter CNN)",
     "grid": "G, the side of the G x G grid of cells Q is predicted on (the paper: 9 at 300 px); under --encoding "
             "sparse, when G does not nest in the encoder's cell grid, each block is snapped to the encoder's cells",
     "block": "k: each mask is a k x k block of cells, always fully inside the image (the paper: 2)",

@@ -6,7 +6,7 @@ cause; the masker sums it over the cells of a block (see :mod:`.geometry`). Two 
 * :class:`PaperQNetwork` — the authors' agent: six blocks conv-BN-ReLU-conv (channels 1-16-32-64-64-128-128,
   2 x 2 max-pools between them), a depthwise conv (the authors' kernel rule for the image size) and a
   1 x 1 conv to one channel, no activation;
-  about 0.67 M parameters. Its grid follows from the image size and the number of pools: five
+  about 0.66 M parameters. Its grid follows from the image size and the number of pools: five
   pools give G = 9 for 300 px images, as in the paper. For smaller images fewer pools are used so
   the map still has at least G x G cells (the six blocks, and so the parameters, stay the same).
 * ``light`` — the default (about 60 k parameters):
