@@ -150,14 +150,15 @@ FIGURES: tuple[Figure, ...] = (
         "audit", "Evaluation you can trust",
         ("│ near-duplicate pairs (exact) │ 244 (3) │", "│ groups / images in them │ 148 / 338 │",
          "│ test images with a twin in train/val │ 65 of 156 │", "│ pairs with different labels │ 12 │",
+         "│ groups crossing splits │ 91 │", "│ groups with different labels │ 8 │",
          "│ pairs at other thresholds │ 0.9: 1086, 0.93: 300, 0.95: 244, 0.97: 224, 0.99: 180 │"),
         (f"sslkit data audit {BUSI64} --no-sheet",
          f"sslkit data audit {BUSI64} --json --no-sheet | {{python}} benchmarks/readme_figures.py --audit-json -"),
         0.3, show=(r"^audit",),
         expect=("audit 0.95: 244 pairs (3 exact), 148 groups over 338 images (largest 7), 130 crossing "
                 "splits, 87 joining test to train/val, 65 of 156 test images with a twin, 12 with "
-                "different labels; at other thresholds 0.9: 1086, 0.93: 300, 0.95: 244, 0.97: 224, "
-                "0.99: 180",)),
+                "different labels; 91 groups crossing splits, 8 groups with different labels; at other "
+                "thresholds 0.9: 1086, 0.93: 300, 0.95: 244, 0.97: 224, 0.99: 180",)),
     Figure(
         "audit-thresholds", "Evaluation you can trust",
         ("At 0.99 the same data gives 180 pairs over 273 images, 97 crossing the BreastMNIST splits "
@@ -211,13 +212,19 @@ FIGURES: tuple[Figure, ...] = (
         expect=("│ 0.480 │ 0.479 │ 0.476 │ 0.712 │ 100 │",)),
     Figure(
         "folds-table", "Results on BUSI",
-        ("| random-grid | 0.472 +- 0.005 | 0.472 +- 0.005 | 0.470 +- 0.007 | 0.651 +- 0.015 |",
-         "| random-grid | scratch | +0.027 [-0.006, +0.060] not distinguishable |"),
+        ("| random-grid | 0.472 +- 0.005 | 0.472 +- 0.005 | 0.470 +- 0.007 | 0.651 +- 0.015 | 0.449 +- 0.016 | 0.393 +- 0.037 |",
+         "| scratch (same protocol) | 0.450 +- 0.020 | 0.450 +- 0.020 | 0.443 +- 0.020 | 0.628 +- 0.013 | 0.442 +- 0.015 | 0.393 +- 0.046 |",
+         "| scratch-full (`--protocol full`) | **0.487 +- 0.018** | **0.487 +- 0.018** | **0.489 +- 0.019** | **0.689 +- 0.010** | **0.133 +- 0.014** | **0.449 +- 0.034** |",
+         "| random-grid | scratch | +0.027 [-0.006, +0.060] not distinguishable | +0.023 [-0.002, +0.050] not distinguishable |",
+         "| scratch-full | scratch | +0.046 [+0.002, +0.092] better | +0.062 [+0.031, +0.093] better |",
+         "| random-grid | scratch-full | -0.019 [-0.059, +0.020] not distinguishable | -0.038 [-0.067, -0.010] worse |"),
         (f"sslkit compare --data {BUSI64} --maskers random-grid --seeds 3 --folds 5 --scratch-full "
          "--threads 1 --jobs 2 --out {work}/folds --runs-dir {work}/folds-runs",
          "grep '^|' {work}/folds/results.md"),
         41.0, show=(r"^\|",), note="results.md in the --out folder holds both tables",
-        expect=("| random-grid | 3 | 0.472 ± 0.005 | 0.472 ± 0.005 | 0.470 ± 0.007 | 0.651 ± 0.015 |",)),
+        expect=("| random-grid | 3 | 0.472 ± 0.005 | 0.472 ± 0.005 | 0.470 ± 0.007 | 0.651 ± 0.015 |",
+                "| scratch | 3 | 0.450 ± 0.020 | 0.450 ± 0.020 | 0.443 ± 0.020 | 0.628 ± 0.013 |",
+                "| scratch-full | 3 | **0.487 ± 0.018** | **0.487 ± 0.018** | **0.489 ± 0.019** | **0.689 ± 0.010** |")),
     Figure(
         "sparse-study", "Pretraining",
         ("(resnet18, two-seed means 0.666 sparse against 0.667 dense)",
@@ -251,15 +258,22 @@ FIGURES: tuple[Figure, ...] = (
         measured_at="6485318"),
     Figure(
         "reference-step", "Benchmarks",
-        ("| 64 px | 792 ms | 611 ms | 0.77 | 363 ms | **0.46** |",),
+        ("| 64 px | 792 ms | 611 ms | 0.77 | 363 ms | **0.46** |",
+         "| 128 px | 3197 ms | 2269 ms | 0.71 | 1149 ms | **0.36** |",
+         "| 300 px | 20167 ms | 11729 ms | 0.58 | 5678 ms | **0.28** |"),
         ("{python} benchmarks/bench_reference_step.py --steps 6",), 10.0, show=(TABLE_ROWS,)),
     Figure(
         "precision-cli", "Benchmarks",
-        ("37.2 against 31.7 images/s (1.17x) and 57.1 against 32.6 (1.75x) in two rounds, **median 1.46x**",),
-        ("{python} benchmarks/bench_precision_cli.py",), 6.0, show=(r"images/s", r"median")),
+        ("37.2 against 31.7 images/s (1.17x) and 57.1 against 32.6 (1.75x) in two rounds, **median 1.46x**",
+         "with second-epoch losses 0.0875 (bf16) and 0.0832 (fp32)"),
+        ("{python} benchmarks/bench_precision_cli.py",), 6.0, show=(r"images/s", r"median"),
+        expect=("default (bf16)", "loss 0.0875; fp32", "loss 0.0832")),
     Figure(
         "pretrain-step", "Benchmarks",
         ("| resnet18 | 13.53 M | 26.18 | 354 | 45.2 | 73.9 | 33 % | 563 | 1.59x |",
+         "| paper-unet | 1.26 M | 11.49 | 90 | 177.4 | 127.5 | 57 % | 140 | 1.55x |",
+         "| resnet10t | 7.28 M | 21.24 | 159 | 100.7 | 133.7 | 60 % | 258 | 1.63x |",
+         "| efficientnet_b0 | 4.11 M | 5.67 | 319 | 50.1 | 17.8 | 8 % | 199 | **0.62x** |",
          "the default four in the pretraining-step run above gave resnet18 1.04x, paper-unet 1.28x"),
         ("{python} benchmarks/bench_pretrain_step.py --threads 1 --steps 6",), 8.0, show=(TABLE_ROWS,)),
     Figure(
@@ -275,6 +289,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "grid-steps", "Benchmarks",
         ("| resnet18 | 257 (26.2) | 285 (35.9) | 483 (92.3) | 624 (104.7) | 870 (143.4) | 1729 (369.3) |",
+         "| resnet10t | 158 (21.2) | 193 (25.5) | 298 (54.8) | 565 (84.9) | 674 (101.9) | 1080 (219.0) |",
          "64 px `output_stride=16` (4 x 4 cells) resnet18 1.07x, resnet10t 1.08x"),
         tuple(f"{{python}} benchmarks/bench_pretrain_step.py --threads 1 --backbones resnet18,resnet10t "
               f"--masker random-grid --steps 5 --no-fp32 --image-size {size}"
@@ -283,7 +298,9 @@ FIGURES: tuple[Figure, ...] = (
         4.0, show=(TABLE_ROWS,), note="dense ms and GFLOP/step, and sparse/dense, per backbone"),
     Figure(
         "masker-ratio", "Benchmarks; The `dqn` masker: Intelligent Masking",
-        ("| dqn (light, default) | 0.06 M | 376 | 14 | 1.04 | 1.04 |",
+        ("| random | - | 362 | 0.4 | 1.00 | 1.00 |", "| dqn (light, default) | 0.06 M | 376 | 14 | 1.04 | 1.04 |",
+         "| dqn (paper) | 0.66 M | 471 | 97 | 1.30 | 1.27 |", "| hpm | 0.06 M | 371 | 14 | 1.03 | 1.04 |",
+         "| saliency | 11.17 M (teacher) | 422 | 63 | 1.17 | 1.17 |", "| adios | 0.10 M | 467 | 67 | 1.29 | 1.19 |",
          "The default agent costs about 4 % of a ResNet-18 step at 64 px"),
         ("{python} benchmarks/bench_masker_ratio.py --steps 10 --warmup 2",), 4.0, show=(TABLE_ROWS,)),
     Figure(
@@ -331,7 +348,8 @@ def summarise_audit(report: dict) -> str:
             f"{report['pairs_crossing_splits']} crossing splits, {report['pairs_test_to_train_or_val']} "
             f"joining test to train/val, {report['test_images_with_twin_in_train_or_val']} of "
             f"{report['test_images']} test images with a twin, {report['pairs_with_different_labels']} "
-            f"with different labels; at other thresholds {others}")
+            f"with different labels; {report['groups_crossing_splits']} groups crossing splits, "
+            f"{report['groups_with_different_labels']} groups with different labels; at other thresholds {others}")
 
 
 def weight_difference(run_a: Path, run_b: Path) -> str:
