@@ -226,6 +226,19 @@ FIGURES: tuple[Figure, ...] = (
                 "| scratch | 3 | 0.450 ± 0.020 | 0.450 ± 0.020 | 0.443 ± 0.020 | 0.628 ± 0.013 |",
                 "| scratch-full | 3 | **0.487 ± 0.018** | **0.487 ± 0.018** | **0.489 ± 0.019** | **0.689 ± 0.010** |")),
     Figure(
+        "folds-dqn", "Results on BUSI",
+        ("| dqn | 0.445 | 0.641 | +0.024 [-0.028, +0.079] not distinguishable | -0.031 [-0.083, +0.021] not distinguishable |",
+         "| dqn-masked | 0.465 | 0.655 | +0.044 [-0.009, +0.099] not distinguishable | -0.011 [-0.071, +0.048] not distinguishable |",
+         "| random-grid | 0.477 | 0.658 | +0.056 [-0.002, +0.113] not distinguishable | |",
+         "| scratch-full | **0.499** | **0.695** | +0.078 [+0.021, +0.139] better | |",
+         "(+0.045 [+0.008, +0.083] and +0.041 [+0.003, +0.081])"),
+        (f"sslkit compare --data {BUSI64} --maskers random-grid,dqn,dqn-masked=dqn:reward=masked,block=1,cells=48 "
+         "--masker-opt dqn:block=1 --masker-opt dqn:cells=48 --seeds 1 --folds 5 --scratch-full --threads 1 "
+         "--quiet --out {work}/folds-dqn --runs-dir {work}/folds-runs",
+         "grep '^|' {work}/folds-dqn/results.md"),
+        36.0, show=(r"^\|",), note="named with folds-table in one call, it reuses that run's seed-0 cells (12 min)",
+        expect=("| dqn | 1 | 0.449 | 0.449 | 0.445 | 0.641 |", "| dqn-masked | 1 | 0.469 | 0.469 | 0.465 | 0.655 |")),
+    Figure(
         "sparse-study", "Pretraining",
         ("(resnet18, two-seed means 0.666 sparse against 0.667 dense)",
          "resnet18 from scratch scored 0.670 with `output_stride=8` against 0.547"),
