@@ -204,7 +204,7 @@ def compare_command(ctx: click.Context, maskers: str, masker_opts: tuple[str, ..
     method with its pretrained decoder and with a fresh one (--decoders).
 
     \b
-    Example (78 minutes on a shared 2-core CPU, docs/results/folds/results.md):
+    Example (41 minutes on a shared 2-core CPU with --jobs 2, docs/results/folds/results.md):
       sslkit compare --data npz:../shared/data/busi/busi_64.npz --maskers random-grid \\
         --seeds 3 --folds 5 --scratch-full --threads 1 --jobs 2 --out docs/results/folds
     """
