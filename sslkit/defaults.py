@@ -17,3 +17,6 @@ BACKBONE = "resnet18"
 #: Square input size in pixels: pretraining's default, and what fine-tuning, evaluation and the
 #: data loader use when no pretraining run says otherwise.
 IMAGE_SIZE = 64
+#: The decoder skips of a segmenter with no pretraining run to mirror (a U-Net with every skip),
+#: and so of every pretraining `compare --task segmentation` runs, whose scratch cells must match.
+SEGMENTATION_DECODER_SKIPS = "all"

@@ -265,7 +265,8 @@ def cell_membership(cells: int, pixels: int, device: torch.device | None = None)
 
 
 def cell_fractions(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, 1, H, W) bool masks -> (B, gh, gw): the share of each cell's pixels that is hidden."""
+    """(B, 1, H, W) bool masks -> (B, gh, gw): the share of each cell's pixels that is hidden (for a
+    float map: each cell's mean)."""
     _, _, h, w = masks.shape
     rows = cell_membership(grid[0], h, masks.device)  # gh, H
     cols = cell_membership(grid[1], w, masks.device)  # gw, W

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from sslkit.masking import cell_membership, cells_to_masks
+from sslkit.masking import cell_fractions, cells_to_masks
 from sslkit.options import OptionChecks
 
 
@@ -65,12 +65,7 @@ def cells_to_pixel_masks(cells: torch.Tensor, grid: int, size: tuple[int, int]) 
 
 def cell_means(maps: torch.Tensor, grid: int) -> torch.Tensor:
     """(B, 1, H, W) -> (B, G * G): each cell's mean over exactly the pixels its mask hides."""
-    _, _, h, w = maps.shape
-    rows = cell_membership(grid, h, maps.device)  # G, H
-    cols = cell_membership(grid, w, maps.device)  # G, W
-    sums = rows @ maps[:, 0].float() @ cols.t()  # B, G, G
-    counts = rows.sum(1)[:, None] * cols.sum(1)[None, :]
-    return (sums / counts).flatten(1)
+    return cell_fractions(maps, (grid, grid)).flatten(1)
 
 
 def random_cell_hit_counts(lesions: torch.Tensor, grid: int, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:

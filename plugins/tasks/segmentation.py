@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslkit.defaults import SEGMENTATION_DECODER_SKIPS
 from sslkit.errors import UserError
 from sslkit.evaluation.metrics import Metrics
 from sslkit.evaluation.segmentation_metrics import LOWER_IS_BETTER, SEGMENTATION_METRICS
@@ -50,14 +51,10 @@ class Segmenter(DownstreamModel):
         super().__init__(encoder, protocol)
         self.decoder = decoder
         self.decoder_skips = decoder_skips
-        self.freeze_if_asked()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.features(images), tuple(images.shape[-2:]))
 
-
-#: The decoder a segmentation builds without a pretraining run to mirror: a U-Net (every skip).
-SKIPS_WITHOUT_A_RUN = "all"
 
 
 def decoder_skips(run_config: dict[str, Any], exported: dict[str, Any] | None) -> str:
@@ -72,7 +69,7 @@ def decoder_skips(run_config: dict[str, Any], exported: dict[str, Any] | None) -
         return str(exported["skips"])
     if run_config:
         return str(run_config.get("decoder_skips", SETTINGS_BEFORE_THEY_EXISTED["decoder_skips"]))
-    return SKIPS_WITHOUT_A_RUN
+    return SEGMENTATION_DECODER_SKIPS
 
 
 def new_segmenter(encoder: nn.Module, protocol: str, skips: str) -> Segmenter:

@@ -95,11 +95,10 @@ def finetune_command(ctx: click.Context, seeds: int, **_: object) -> None:
     plugins = load_plugins_for(ctx)
     config = FinetuneConfig(**config_settings(ctx, FinetuneConfig, renames=_RENAMES, skip=_NOT_CONFIG))
     config.protocol = config.resolved_protocol(plugins)
-    from_scratch = config.from_scratch
     config.out = str(Path(config.out) if config.out else
-                     Path("runs") / f"finetune-{config.protocol or config.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+                     Path("runs") / f"finetune-{config.protocol}-{time.strftime('%Y%m%d-%H%M%S')}")
     if config.folds != 1:
-        _run_folds_command(console, config, seeds, plugins, from_scratch)
+        _run_folds_command(console, config, seeds, plugins)
         return
     rows = []
     for result in run_seeds(config, seeds, plugins, log=lambda text: console.print(text, highlight=False)):
@@ -120,13 +119,13 @@ def finetune_command(ctx: click.Context, seeds: int, **_: object) -> None:
         timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
         console.print(f"saved to {result.out} ({timing}); re-score with: sslkit evaluate --model {result.out}",
                       highlight=False)
-        rows.append({"method": str(config.protocol) + (" (scratch)" if from_scratch else ""), "seed": run_seed,
+        rows.append({"method": str(config.protocol) + (" (scratch)" if config.from_scratch else ""), "seed": run_seed,
                      **result.metrics["test"].scalars})
     if seeds > 1:
         console.print(summary_table(aggregate(rows), title=f"test, mean ± std over {seeds} seeds"))
 
 
-def _run_folds_command(console, config, seeds: int, plugins, from_scratch: bool) -> None:
+def _run_folds_command(console, config, seeds: int, plugins) -> None:
     """``--folds K``: every fold of every seed, the pooled out-of-fold figures per seed."""
     from sslkit.finetuning.run import run_seeds, validate
     from sslkit.finetuning.fold_runs import run_folds
@@ -147,7 +146,7 @@ def _run_folds_command(console, config, seeds: int, plugins, from_scratch: bool)
             console.print(f"[yellow]note:[/yellow] {note}")
         console.print(f"saved to {result.out} (oof_predictions.csv, oof_metrics.json, fold0..fold{config.folds - 1})",
                       highlight=False)
-        rows.append({"method": protocol + (" (scratch)" if from_scratch else ""), "seed": result.seed,
+        rows.append({"method": protocol + (" (scratch)" if config.from_scratch else ""), "seed": result.seed,
                      **result.metrics.scalars})
     if seeds > 1:
         console.print(summary_table(aggregate(rows), title=f"out of fold, mean ± std over {seeds} seeds"))

@@ -26,15 +26,12 @@ from sslkit.comparison.config import (
 )
 from sslkit.evaluation.reference_methods import BASELINES, SCRATCH_FULL
 from sslkit.engine.device import resolve_device, resolve_precision
+from sslkit.defaults import SEGMENTATION_DECODER_SKIPS
 from sslkit.errors import UserError
 from sslkit.fileio import atomic_write_text
 
 
 # --------------------------------------------------------------------------- cell settings
-
-#: ``compare --task segmentation`` pretrains decoders with every skip (the segmentation U-Net).
-SEGMENTATION_PRETRAIN_SKIPS = "all"
-
 
 def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
     from sslkit.pretraining.config import PretrainConfig
@@ -42,7 +39,7 @@ def pretrain_config(config: CompareConfig, cell: Cell, *, quiet: bool):
     values = {**config.pretrain_options, **pretrain_settings(config, cell, quiet=quiet)}
     if config.segmenting() and "decoder_skips" not in config.pretrain_options:
         # the decoder is what a segmentation reuses: a U-Net, as its scratch cells get (--pretrain-opt overrides)
-        values["decoder_skips"] = SEGMENTATION_PRETRAIN_SKIPS
+        values["decoder_skips"] = SEGMENTATION_DECODER_SKIPS
     return PretrainConfig.from_mapping(values, source="compare settings")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.choices import DECODER_CHOICES, DEFAULT_KEEP_CHECKPOINTS, KEEP_CHECKPOINT_CHOICES
+from sslkit.defaults import SEGMENTATION_DECODER_SKIPS
 from sslkit.errors import UserError
 from sslkit.evaluation.reference_methods import (
     BASELINES,
@@ -310,7 +311,7 @@ def validate(config: CompareConfig, plugins) -> None:
     if config.scratch_full and config.protocol == SCRATCH_FULL_PROTOCOL and config.scratch_full_epochs == config.finetune_epochs:
         raise UserError(f"--scratch-full would repeat 'scratch': the shared protocol is already '{SCRATCH_FULL_PROTOCOL}' "
                         "with the same epochs; leave --scratch-full out (or give it other --scratch-full-epochs)")
-    if config.segmenting() and config.pretrain_options.get("decoder_skips", "all") != "all":
+    if config.segmenting() and config.pretrain_options.get("decoder_skips", SEGMENTATION_DECODER_SKIPS) != SEGMENTATION_DECODER_SKIPS:
         raise UserError("compare --task segmentation pretrains U-Net decoders (every skip), the architecture its "
                         "scratch cells get, so --pretrain-opt decoder_skips cannot change it; compare other decoders "
                         "with sslkit finetune --task segmentation on runs pretrained with --decoder-skips")

@@ -73,7 +73,7 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
                   load: tuple[float | None, float | None] = (None, None),
                   test_supports: dict[str, int] | None = None, records: list[dict[str, Any]] | None = None,
                   notes: list[str] | None = None, fold_rows: list[dict[str, Any]] | None = None,
-                  task=None) -> dict[str, Path]:
+                  task) -> dict[str, Path]:
     from sslkit.evaluation.reporting import (
         majority_reference,
         plot_label_efficiency,
@@ -84,7 +84,6 @@ def write_results(config: CompareConfig, rows: list[dict[str, Any]], summaries: 
     )
     from sslkit.evaluation.statistics import write_predictions_csv
 
-    task = task or config.task_plugin()
     out = Path(config.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     budgets = [budget_key(b) for b in config.budgets()]

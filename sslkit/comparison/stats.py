@@ -9,16 +9,14 @@ from typing import Any
 
 from sslkit.comparison.cells import cell_row
 from sslkit.comparison.config import DIFFERENCES_FILE, PREDICTIONS_FILE, CompareConfig, budget_key
-from sslkit.evaluation.reference_methods import REFERENCES
 from sslkit.errors import UserError
 from sslkit.fileio import atomic_write_text
 
 
-def summarise(config: CompareConfig, records: list[dict[str, Any]], task=None):
+def summarise(config: CompareConfig, records: list[dict[str, Any]], task):
     """(label budget -> mean ± std per method, label budget -> paired differences, notes)."""
     from sslkit.evaluation.reporting import aggregate
 
-    task = task or config.task_plugin()
     rows = [cell_row(r) for r in records]
     summaries: dict[str, list[dict[str, Any]]] = {}
     for budget in config.budgets():
@@ -51,8 +49,8 @@ def predictions_by_budget(records: list[dict[str, Any]], task):
     return grouped, notes
 
 
-def statistics_for(grouped, methods: list[str], *, n_resamples: int, task, seed: int = 0,
-                   references: tuple[str, ...] = REFERENCES) -> dict[str, list]:
+def statistics_for(grouped, methods: list[str], *, n_resamples: int, task, references: tuple[str, ...],
+                   seed: int = 0) -> dict[str, list]:
     """label budget -> paired differences of every method against each reference present, on the
     task's headline figures."""
     from sslkit.evaluation.statistics import paired_differences, reference_pairs

@@ -12,8 +12,9 @@ from typing import Iterable
 SCRATCH = "scratch"
 SCRATCH_FULL = "scratch-full"
 BASELINES = (SCRATCH, SCRATCH_FULL)
+SIMPLE_MASKERS = ("random", "random-grid")
 #: The methods every other is measured against, when present: the baselines, then the simple maskers.
-REFERENCES = (SCRATCH, SCRATCH_FULL, "random", "random-grid")
+REFERENCES = BASELINES + SIMPLE_MASKERS
 #: Segmentation: a method fine-tuned from its pretrained encoder with a fresh decoder is named
 #: METHOD + this suffix (it shares METHOD's pretraining).
 FRESH_DECODER_SUFFIX = "+fresh-decoder"
@@ -25,5 +26,4 @@ def default_references(methods: Iterable[str]) -> tuple[str, ...]:
     maskers; twins come before the maskers, so a masker is read as "pretrained decoder minus fresh
     decoder" rather than the other way round."""
     twins = tuple(dict.fromkeys(m for m in methods if m.endswith(FRESH_DECODER_SUFFIX)))
-    return (tuple(r for r in REFERENCES if r in BASELINES) + twins
-            + tuple(r for r in REFERENCES if r not in BASELINES))
+    return BASELINES + twins + SIMPLE_MASKERS

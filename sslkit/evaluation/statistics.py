@@ -301,21 +301,35 @@ def paired_differences(
     ids = list(first.ids)
     indices, valid = grouped_bootstrap_indices(first.groups, len(ids), n_resamples, seed)
     identity = np.arange(len(ids))[None, :]
+    truth = first.aligned_to(ids).truth()
+    aligned_runs: dict[tuple[str, int], PairedScores] = {}
+    run_figures: dict[tuple[str, int], tuple[dict, dict]] = {}
     cache: dict[tuple[str, str, int], tuple[tuple[dict, dict], tuple[dict, dict]]] = {}
 
     def aligned(method: str, run_seed: int) -> PairedScores:
-        p = predictions[method][run_seed].aligned_to(ids)
-        if not np.array_equal(p.truth(), first.aligned_to(ids).truth()):
-            raise ValueError(f"{method} seed {run_seed} has another truth for the same test images")
-        return p
+        key = (method, run_seed)
+        if key not in aligned_runs:
+            p = predictions[method][run_seed].aligned_to(ids)
+            if not np.array_equal(p.truth(), truth):
+                raise ValueError(f"{method} seed {run_seed} has another truth for the same test images")
+            aligned_runs[key] = p
+        return aligned_runs[key]
+
+    def figures(method: str, run_seed: int, scores: PairedScores) -> tuple[dict, dict]:
+        """(observed, resampled) figures; computed once per run when pairing left its scores as they
+        are (classification), per pair when pairing restricted them (HD95's shared images)."""
+        if scores is not aligned(method, run_seed):
+            return scores.resampled(identity), scores.resampled(indices, valid)
+        if (method, run_seed) not in run_figures:
+            run_figures[method, run_seed] = (scores.resampled(identity), scores.resampled(indices, valid))
+        return run_figures[method, run_seed]
 
     def pair_scores(method: str, reference: str, run_seed: int):
         """(method's, reference's) (observed, resampled) figures on what both can be scored on."""
         key = (method, reference, run_seed)
         if key not in cache:
             a, b = aligned(method, run_seed).paired_with(aligned(reference, run_seed))
-            cache[key] = ((a.resampled(identity), a.resampled(indices, valid)),
-                          (b.resampled(identity), b.resampled(indices, valid)))
+            cache[key] = (figures(method, run_seed, a), figures(reference, run_seed, b))
         return cache[key]
 
     tail = 100.0 * (1.0 - confidence) / 2.0

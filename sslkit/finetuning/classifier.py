@@ -148,7 +148,6 @@ class Classifier(DownstreamModel):
     def __init__(self, encoder: nn.Module, head: nn.Module, protocol: str):
         super().__init__(encoder, protocol)
         self.head = head
-        self.freeze_if_asked()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images)[-1])
@@ -235,16 +234,3 @@ def predict_indexed(classifier: Classifier, loader,
         classifier.train(was_training)
     return torch.cat(indices).numpy(), torch.cat(labels).numpy(), torch.cat(probs).numpy()
 
-
-def predict(classifier: Classifier, loader, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(labels (N,), class probabilities (N, K)) over ``loader``; see :func:`predict_indexed`."""
-    _, labels, probs = predict_indexed(classifier, loader, device)
-    return labels, probs
-
-
-def evaluate_loader(classifier: Classifier, loader, device, class_names: list[str]):
-    """:class:`~sslkit.evaluation.metrics.Metrics` of ``classifier`` over ``loader``."""
-    from sslkit.evaluation.metrics import classification_metrics
-
-    labels, probs = predict(classifier, loader, device)
-    return classification_metrics(labels, probs, class_names)

@@ -22,10 +22,7 @@ class DownstreamModel(nn.Module):
         get_protocol(protocol)  # an unknown name is one sentence
         self.encoder = encoder
         self.protocol = protocol
-
-    def freeze_if_asked(self) -> None:
-        """Called by subclasses once their parts exist: a frozen encoder stops learning for good."""
-        if self.frozen:
+        if self.frozen:  # for good: a subclass's own parts never share the encoder's modules
             self.encoder.requires_grad_(False)
             self.encoder.eval()
 

@@ -141,11 +141,6 @@ def test_a_random_paper_unet_under_the_paper_protocol_does_not_predict_one_class
     """The from-scratch baseline of the paper's own backbone must see features that differ between
     images: with PyTorch's default initialisation its deepest features varied by 3e-6 across BUSI
     images and the paper head predicted one class at chance (He initialisation fixes it)."""
-    from collections import Counter
-
-    from sslkit.finetuning.config import FinetuneConfig
-    from sslkit.finetuning.run import run_finetuning
-
     result = run_finetuning(FinetuneConfig(from_scratch=True, backbone="paper-unet", protocol="paper", epochs=100,
                                            threads=1, device="cpu", quiet=True))
     probs = np.asarray(result.test_predictions["probs"])

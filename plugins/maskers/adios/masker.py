@@ -134,8 +134,7 @@ class ADIOSMasker(LearnedMaskerBase):
         self._pending = None
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
-        if self.occluder is None:
-            raise RuntimeError("ADIOSMasker.setup() must be called before propose()")
+        self._network("propose")  # set up first
         training = bool(step.training)
         self.occluder.train(training)
         h, w = images.shape[-2:]

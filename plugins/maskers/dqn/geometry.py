@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from sslkit.masking import boxes_to_masks, cell_membership, cells_to_masks
+from sslkit.masking import boxes_to_masks, cell_fractions, cells_to_masks
 
 
 def block_values(q: torch.Tensor, block: int) -> torch.Tensor:
@@ -44,11 +44,7 @@ def corners_to_masks(corners: torch.Tensor, grid: int, block: int, size: tuple[i
 
 def cells_touched(pixels: torch.Tensor, grid: int) -> torch.Tensor:
     """(B, 1, H, W) bool pixels -> (B, G, G) bool: does the cell contain any True pixel."""
-    _, _, h, w = pixels.shape
-    rows = cell_membership(grid, h, pixels.device)  # G, H
-    cols = cell_membership(grid, w, pixels.device)  # G, W
-    counts = rows @ pixels[:, 0].float() @ cols.t()  # B, G, G
-    return counts > 0
+    return cell_fractions(pixels, (grid, grid)) > 0
 
 
 def expected_random_hit_rate(lesions: torch.Tensor, grid: int, block: int, blocks_per_image: int = 1) -> torch.Tensor | None:

@@ -33,9 +33,8 @@ from sslkit.masking import (
     snap_to_cells,
 )
 from sslkit.optimizers import build_optimizer
-from sslkit.options import OptionChecks
 from sslkit_plugins.maskers._heat_map import heat_map
-from sslkit_plugins.maskers._learned import autocast_dtype, own_autocast, place, seeded, to_host
+from sslkit_plugins.maskers._learned import Checks, autocast_dtype, own_autocast, lesion_scalars, place, seeded, to_host
 from sslkit_plugins.maskers._learned_state import LearnedMaskerBase
 from sslkit_plugins.maskers.dqn.exploration import EXPLORATIONS, Choice, Policy, make_policy
 from sslkit_plugins.maskers.dqn.geometry import (
@@ -49,7 +48,7 @@ from sslkit_plugins.maskers.dqn.reward import REWARDS, RewardNormalizer, compute
 
 NETWORKS = ("light", "paper")
 WHAT = "masker 'dqn'"
-_CHECK = OptionChecks(WHAT)
+_CHECK = Checks(WHAT)
 
 
 @dataclass
@@ -132,8 +131,7 @@ class DQNMasker(LearnedMaskerBase):
     # Life cycle ---------------------------------------------------------------------------
     def setup(self, context: MaskerContext) -> None:
         super().setup(context)
-        if self.grid > min(context.image_size):
-            raise UserError(f"{WHAT}: grid ({self.grid}) is finer than the images ({context.image_size[0]} x {context.image_size[1]} px)")
+        _CHECK.grid_fits(self.grid, tuple(context.image_size))
         # The agent's initial weights come from the run seed, not from the global RNG state, so
         # every process and every rerun starts from the same network.
         qnet = seeded(int(context.seed) * 7 + 1, lambda: build_qnetwork(
@@ -156,8 +154,7 @@ class DQNMasker(LearnedMaskerBase):
         self._pending = None
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
-        if self.qnet is None:
-            raise RuntimeError("DQNMasker.setup() must be called before propose()")
+        self._network("propose")  # set up first
         training = bool(step.training)
         block = self.block if training else self.val_block
         self.qnet.train(training)
@@ -230,9 +227,8 @@ class DQNMasker(LearnedMaskerBase):
                 plain["epsilon"] = float(pending.choice.random_probability)
         if feedback.lesions is not None:  # sync-free: NaN without a lesion, dropped below
             hits, with_lesion = lesion_hit_counts(feedback.masks, feedback.lesions)
-            values["lesion_hit_rate"] = hits / with_lesion
             expected, _ = expected_random_hit_counts(feedback.lesions, self.grid, pending.block, self.cells)
-            values["lesion_hit_rate_random"] = expected / with_lesion
+            values.update(lesion_scalars(hits, with_lesion, expected))
         return to_host(values, plain)  # NaN (an undefined correlation) left out
 
     def log_images(self) -> dict[str, torch.Tensor]:

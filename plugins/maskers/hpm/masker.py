@@ -128,8 +128,7 @@ class HPMMasker(LearnedMaskerBase):
         self._pending = None
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
-        if self.net is None:
-            raise RuntimeError("HPMMasker.setup() must be called before propose()")
+        self._network("propose")  # set up first
         training = bool(step.training)
         self.net.train(training)
         # the run's bf16 if it has one, else fp32 even under fp16 (no gradient scaler of its own)

@@ -124,8 +124,7 @@ class SaliencyMasker(LearnedMaskerBase):
             return F.adaptive_avg_pool2d(norm, self.grid).flatten(1)
 
     def propose(self, images: torch.Tensor, step: StepInfo) -> torch.Tensor:
-        if self.teacher is None:
-            raise RuntimeError("SaliencyMasker.setup() must be called before propose()")
+        self._network("propose")  # set up first
         saliency = self.saliency(images)
         keys = self.rand(images.shape[0], self.grid * self.grid, device=images.device)
         cells, _ = choose_cells(saliency, self.hidden, self.by_saliency, keys)
